@@ -1,0 +1,60 @@
+"""Decode the server's train message into a typed instruction, or say what is wrong with it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from flwr.app import ArrayRecord, ConfigRecord, Message
+
+from common import keys
+from common.codec import Codec, decode
+from common.dataset import BandStats
+from common.errors import ReplyError
+
+
+@dataclass(frozen=True)
+class TrainInstruction:
+    server_round: int
+    indices: np.ndarray  # reference indices the reply must cover, in this order
+    targets: np.ndarray  # (len(indices), C) soft targets
+    codec: Codec
+    temperature: float
+    kd_weight: float
+    stats: BandStats
+
+
+def parse_train(msg: Message, num_classes: int, num_reference: int) -> TrainInstruction:
+    content = msg.content
+    record, config = content.get(keys.TARGETS), content.get(keys.TRAIN_CONFIG)
+    if not isinstance(record, ArrayRecord) or not isinstance(config, ConfigRecord):
+        raise ReplyError(
+            "keys", f"train message needs {keys.TARGETS!r} arrays and {keys.TRAIN_CONFIG!r} config"
+        )
+    try:
+        codec = Codec.parse(str(config[keys.CODEC]))
+        indices = record[keys.INDICES].numpy()
+        payload = {k: a.numpy() for k, a in record.items() if k != keys.INDICES}
+        mean = [float(v) for v in config[keys.NORM_MEAN]]  # type: ignore[union-attr]
+        std = [float(v) for v in config[keys.NORM_STD]]  # type: ignore[union-attr]
+        server_round = int(config[keys.SERVER_ROUND])  # type: ignore[arg-type]
+        temperature = float(config[keys.TEMPERATURE])  # type: ignore[arg-type]
+        kd_weight = float(config[keys.KD_WEIGHT])  # type: ignore[arg-type]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ReplyError("config", f"train message is incomplete: {exc}") from exc
+    if indices.ndim != 1 or not np.issubdtype(indices.dtype, np.integer):
+        raise ReplyError(
+            "indices", f"indices must be a 1-D int array, got {indices.dtype} {indices.shape}"
+        )
+    if len(indices) and (indices.min() < 0 or indices.max() >= num_reference):
+        raise ReplyError("indices", f"indices outside the reference set of {num_reference} tiles")
+    targets = decode(payload, codec, (len(indices), num_classes))
+    return TrainInstruction(
+        server_round=server_round,
+        indices=indices.astype(np.int64),
+        targets=targets,
+        codec=codec,
+        temperature=temperature,
+        kd_weight=kd_weight,
+        stats=BandStats(tuple(mean), tuple(std)),
+    )

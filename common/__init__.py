@@ -1,0 +1,1 @@
+"""Framework-free core of skydistill: no Flower or Ray imports live here."""

@@ -1,0 +1,113 @@
+"""The run configuration, parsed once at the app boundary into a frozen dataclass."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from common.bands import DATASETS
+from common.codec import Codec
+from common.errors import ConfigError
+from common.partition import SplitSpec
+
+ROLES = ("satellite", "drone", "ground-station")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Every knob of a federated-distillation run; defaults match ``[tool.flwr.app.config]``."""
+
+    dataset: str = "rgb"
+    data_dir: str = ""
+    num_rounds: int = 10
+    num_clients: int = 20
+    alpha: float = 0.5
+    seed: int = 42
+    fraction_train: float = 0.5
+    min_train_clients: int = 2
+    reference_per_round: int = 1000
+    temperature: float = 2.0
+    kd_weight: float = 1.0
+    teacher_mix: float = 0.5
+    codec: str = "int8"
+    roles: str = "satellite,drone,ground-station"
+    global_student: str = "small"
+    server_epochs: int = 1
+    teacher_epochs: int = 12
+    batch_size: int = 64
+    learning_rate: float = 0.003
+    reference_fraction: float = 0.12
+    test_fraction: float = 0.12
+    archive_fraction: float = 0.24
+    holdout_fraction: float = 0.2
+    out_dir: str = ""
+    round_timeout: float = 600.0
+
+    def __post_init__(self) -> None:
+        if self.dataset not in DATASETS:
+            raise ConfigError(f"dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}")
+        Codec.parse(self.codec)
+        for role in self.role_cycle:
+            if role not in ROLES:
+                raise ConfigError(f"unknown role {role!r} in roles: choose from {', '.join(ROLES)}")
+        checks = {
+            "num-rounds": self.num_rounds >= 1,
+            "num-clients": self.num_clients >= 1,
+            "fraction-train": 0 < self.fraction_train <= 1,
+            "teacher-mix": 0 <= self.teacher_mix <= 1,
+            "temperature": self.temperature > 0,
+            "reference-per-round": self.reference_per_round >= 1,
+            "batch-size": self.batch_size >= 1,
+            "learning-rate": self.learning_rate > 0,
+            "holdout-fraction": 0 <= self.holdout_fraction < 1,
+        }
+        bad = [k for k, ok in checks.items() if not ok]
+        if bad:
+            raise ConfigError(f"run config out of range: {', '.join(bad)} (see README, Run config)")
+        self.split_spec()  # validates the fractions
+
+    @property
+    def role_cycle(self) -> tuple[str, ...]:
+        return tuple(r.strip() for r in self.roles.split(",") if r.strip())
+
+    @property
+    def codec_mode(self) -> Codec:
+        return Codec.parse(self.codec)
+
+    def split_spec(self) -> SplitSpec:
+        return SplitSpec(
+            reference_fraction=self.reference_fraction,
+            test_fraction=self.test_fraction,
+            archive_fraction=self.archive_fraction,
+            num_clients=self.num_clients,
+            alpha=self.alpha,
+            seed=self.seed,
+        )
+
+    def role_of(self, partition_id: int) -> str:
+        return self.role_cycle[partition_id % len(self.role_cycle)]
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> RunConfig:
+        """Parse Flower's run config (kebab-case keys); unknown keys are an error."""
+        known = {f.name.replace("_", "-"): f for f in fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ConfigError(f"unknown run-config keys: {', '.join(unknown)}")
+        kwargs: dict[str, Any] = {}
+        for key, value in values.items():
+            f = known[key]
+            target = type(getattr(cls, f.name))
+            try:
+                if target is bool or (isinstance(value, bool) and target is not str):
+                    raise TypeError
+                kwargs[f.name] = target(value)
+            except (TypeError, ValueError):
+                raise ConfigError(
+                    f"run config {key}={value!r} must be of type {target.__name__}"
+                ) from None
+        return cls(**kwargs)
+
+    def to_mapping(self) -> dict[str, Any]:
+        return {k.replace("_", "-"): v for k, v in asdict(self).items()}

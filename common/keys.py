@@ -1,0 +1,36 @@
+"""Record keys shared by the ServerApp and the ClientApp (one place, no string literals)."""
+
+from __future__ import annotations
+
+# Server -> client (train message)
+TARGETS = "targets"  # ArrayRecord: encoded soft targets + reference indices
+INDICES = "indices"  # array inside TARGETS: int64 reference indices, shape (n,)
+TRAIN_CONFIG = "config"  # ConfigRecord
+
+# Keys inside TRAIN_CONFIG
+SERVER_ROUND = "server-round"
+TEMPERATURE = "temperature"
+KD_WEIGHT = "kd-weight"
+CODEC = "codec"
+NORM_MEAN = "norm-mean"
+NORM_STD = "norm-std"
+
+# Client -> server (train reply)
+PREDICTIONS = "predictions"  # ArrayRecord: encoded soft predictions on exactly INDICES
+METRICS = "metrics"  # MetricRecord
+INFO = "info"  # ConfigRecord
+
+# Keys inside METRICS
+NUM_EXAMPLES = "num-examples"
+TRAIN_LOSS = "train-loss"
+LOCAL_ACCURACY = "local-accuracy"
+PAYLOAD_BYTES = "payload-bytes"
+
+# Keys inside INFO
+ROLE = "role"
+
+# Node config (set per SuperNode: `--node-config "role='drone' data-dir='/data'"`)
+NODE_ROLE = "role"
+NODE_DATA_DIR = "data-dir"
+NODE_PARTITION_ID = "partition-id"
+NODE_NUM_PARTITIONS = "num-partitions"

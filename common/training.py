@@ -1,0 +1,122 @@
+"""Train, distil, predict and evaluate loops on in-memory tensors (no framework code)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from common.losses import kd_loss
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    epochs: int = 1
+    batch_size: int = 64
+    learning_rate: float = 3e-3
+    weight_decay: float = 1e-4
+    augment: bool = True
+    seed: int = 0
+
+
+def augment_batch(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random flips and 90-degree rotations: overhead tiles have no canonical orientation."""
+    k = int(torch.randint(0, 4, (1,), generator=generator))
+    if k:
+        x = torch.rot90(x, k, dims=(2, 3))
+    if bool(torch.randint(0, 2, (1,), generator=generator)):
+        x = torch.flip(x, dims=(3,))
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+def _batches(n: int, batch_size: int, steps: int, generator: torch.Generator) -> list[torch.Tensor]:
+    """``steps`` index batches cycling through fresh permutations of ``range(n)``."""
+    out: list[torch.Tensor] = []
+    perm = torch.randperm(n, generator=generator)
+    pos = 0
+    for _ in range(steps):
+        if pos + batch_size > n and pos > 0:
+            perm, pos = torch.randperm(n, generator=generator), 0
+        out.append(perm[pos : pos + batch_size])
+        pos += batch_size
+    return out
+
+
+def fit(
+    model: nn.Module,
+    settings: TrainSettings,
+    x: torch.Tensor | None = None,
+    y: torch.Tensor | None = None,
+    x_soft: torch.Tensor | None = None,
+    soft_targets: torch.Tensor | None = None,
+    temperature: float = 2.0,
+    kd_weight: float = 1.0,
+) -> float:
+    """Cross-entropy on (x, y) plus ``kd_weight`` * T^2 KL towards ``soft_targets`` on ``x_soft``.
+
+    Either part may be absent. Each step takes one batch from each present part; an epoch is
+    as many steps as the larger part needs. Returns the mean loss of the last epoch.
+    """
+    has_ce = x is not None and y is not None and len(x) > 0
+    has_kd = x_soft is not None and soft_targets is not None and len(x_soft) > 0
+    if not (has_ce or has_kd):
+        return float("nan")
+    n_ce = len(x) if has_ce and x is not None else 0
+    n_kd = len(x_soft) if has_kd and x_soft is not None else 0
+    steps = math.ceil(max(n_ce, n_kd) / settings.batch_size)
+    gen = torch.Generator().manual_seed(settings.seed)
+    opt = torch.optim.AdamW(
+        model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
+    )
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt,
+        max_lr=settings.learning_rate,
+        total_steps=max(1, steps * settings.epochs),
+        pct_start=0.15,
+    )
+    model.train()
+    last = float("nan")
+    for _ in range(settings.epochs):
+        ce_idx = _batches(n_ce, settings.batch_size, steps, gen) if has_ce else []
+        kd_idx = _batches(n_kd, settings.batch_size, steps, gen) if has_kd else []
+        total = 0.0
+        for step in range(steps):
+            loss = torch.zeros(())
+            if has_ce and x is not None and y is not None:
+                xb = x[ce_idx[step]]
+                xb = augment_batch(xb, gen) if settings.augment else xb
+                loss = loss + F.cross_entropy(model(xb), y[ce_idx[step]])
+            if has_kd and x_soft is not None and soft_targets is not None:
+                xb = x_soft[kd_idx[step]]
+                xb = augment_batch(xb, gen) if settings.augment else xb
+                loss = loss + kd_weight * kd_loss(
+                    model(xb), soft_targets[kd_idx[step]], temperature
+                )
+            opt.zero_grad(set_to_none=True)
+            loss.backward()  # type: ignore[no-untyped-call]
+            opt.step()
+            sched.step()
+            total += float(loss.detach())
+        last = total / steps
+    return last
+
+
+@torch.no_grad()
+def predict_proba(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> np.ndarray:
+    """Class probabilities (n, C) as float32."""
+    model.eval()
+    parts = [F.softmax(model(x[i : i + batch_size]), dim=1) for i in range(0, len(x), batch_size)]
+    if not parts:
+        return np.zeros((0, 0), dtype=np.float32)
+    return torch.cat(parts).numpy().astype(np.float32)
+
+
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    if len(y) == 0:
+        return float("nan")
+    probs = predict_proba(model, x)
+    return float((probs.argmax(axis=1) == y.numpy()).mean())

@@ -1,0 +1,105 @@
+"""The skydistill ServerApp: parse config, prepare teacher and knowledge, run FedKD rounds."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from flwr.app import ArrayRecord, ConfigRecord, Context, MetricRecord
+from flwr.serverapp import Grid, ServerApp
+
+from common import keys
+from common.config import RunConfig
+from common.federation import load_federation
+from common.training import TrainSettings, accuracy, predict_proba
+from server.aggregation import Rule
+from server.global_student import GlobalStudent
+from server.history import History
+from server.knowledge import Knowledge
+from server.strategy import FedKD
+from server.teacher import load_or_train_teacher
+
+log = logging.getLogger(__name__)
+
+app = ServerApp()
+
+
+@app.main()
+def main(grid: Grid, context: Context) -> None:
+    cfg = RunConfig.from_mapping(context.run_config)
+    _configure_logging()
+    torch.manual_seed(cfg.seed)
+    fed = load_federation(cfg)
+    teacher = load_or_train_teacher(cfg, fed)
+    test = fed.split(fed.partition.test)
+    reference = fed.reference_images(np.arange(len(fed.partition.reference)))
+    history = History(config=cfg.to_mapping(), out_dir=Path(cfg.out_dir) if cfg.out_dir else None)
+    history.teacher_accuracy = accuracy(teacher, test.x, test.y)
+    log.info("teacher test accuracy %.4f", history.teacher_accuracy)
+    knowledge = Knowledge(predict_proba(teacher, reference), cfg.teacher_mix)
+    strategy = FedKD(
+        knowledge,
+        codec=cfg.codec_mode,
+        rule=Rule.MEAN,
+        fraction_train=cfg.fraction_train,
+        min_train_nodes=cfg.min_train_clients,
+        min_available_nodes=cfg.min_train_clients,
+        reference_per_round=cfg.reference_per_round,
+        seed=cfg.seed,
+    )
+    student = GlobalStudent(
+        fed,
+        cfg.global_student,
+        TrainSettings(
+            epochs=cfg.server_epochs,
+            batch_size=cfg.batch_size,
+            learning_rate=cfg.learning_rate,
+            seed=cfg.seed,
+        ),
+        cfg.temperature,
+    )
+
+    def evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
+        record = strategy.current
+        if server_round == 0 or record is None:
+            return None
+        record.distill_loss = student.distil(knowledge.targets, server_round)
+        record.global_accuracy = student.evaluate()
+        record.seconds = time.perf_counter() - strategy.round_started
+        history.add(record)
+        return MetricRecord({"accuracy": record.global_accuracy})
+
+    train_config = ConfigRecord(
+        {
+            keys.TEMPERATURE: cfg.temperature,
+            keys.KD_WEIGHT: cfg.kd_weight,
+            keys.NORM_MEAN: list(fed.stats.mean),
+            keys.NORM_STD: list(fed.stats.std),
+        }
+    )
+    strategy.start(
+        grid,
+        strategy.knowledge_record(),
+        num_rounds=cfg.num_rounds,
+        timeout=cfg.round_timeout,
+        train_config=train_config,
+        evaluate_fn=evaluate,
+    )
+    path = history.write()
+    final = history.rounds[-1].global_accuracy if history.rounds else float("nan")
+    log.info("run finished: global-student accuracy %.4f, report %s", final, path)
+
+
+def _configure_logging() -> None:
+    root = logging.getLogger()
+    if not any(getattr(h, "_skydistill", False) for h in root.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler._skydistill = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

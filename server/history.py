@@ -1,0 +1,104 @@
+"""Per-round records of a run and the ``report.json`` other tools read."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+REPORT_FILE = "report.json"
+
+
+@dataclass
+class RoundRecord:
+    round: int
+    global_accuracy: float = float("nan")
+    client_accuracy: dict[str, float] = field(default_factory=dict)
+    clients_selected: int = 0
+    clients_ok: int = 0
+    clients_failed: int = 0
+    clients_rejected: int = 0
+    rejections: dict[str, int] = field(default_factory=dict)
+    bytes_up: int = 0
+    bytes_down: int = 0
+    distill_loss: float = float("nan")
+    teacher_agreement: float = float("nan")
+    seconds: float = 0.0
+    # What each reply carried: records and array shapes (audit that only soft labels travel).
+    replies: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class History:
+    """Everything a run reports; written to ``out_dir/report.json`` after every round."""
+
+    config: dict[str, Any]
+    out_dir: Path | None
+    teacher_accuracy: float = float("nan")
+    rounds: list[RoundRecord] = field(default_factory=list)
+
+    def add(self, record: RoundRecord) -> None:
+        self.rounds.append(record)
+        log.info(
+            "round %d: accuracy %.4f | clients ok %d failed %d rejected %d | "
+            "bytes up %d down %d | %.1f s",
+            record.round,
+            record.global_accuracy,
+            record.clients_ok,
+            record.clients_failed,
+            record.clients_rejected,
+            record.bytes_up,
+            record.bytes_down,
+            record.seconds,
+        )
+        self.write()
+
+    def to_dict(self) -> dict[str, Any]:
+        last = self.rounds[-1] if self.rounds else None
+        return {
+            "config": self.config,
+            "rounds": [asdict(r) for r in self.rounds],
+            "final": {
+                "global_accuracy": last.global_accuracy if last else None,
+                "seconds": sum(r.seconds for r in self.rounds),
+                "teacher_accuracy": self.teacher_accuracy,
+                "rounds_completed": len(self.rounds),
+                "bytes_up": sum(r.bytes_up for r in self.rounds),
+                "bytes_down": sum(r.bytes_down for r in self.rounds),
+            },
+        }
+
+    def write(self) -> Path | None:
+        """Write the report atomically (temp file, fsync, rename)."""
+        if self.out_dir is None:
+            return None
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        path = self.out_dir / REPORT_FILE
+        fd, tmp = tempfile.mkstemp(dir=self.out_dir, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as fh:
+                json.dump(_finite(self.to_dict()), fh, indent=2)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return path
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN: turn non-finite floats into null."""
+    if isinstance(value, float):
+        return value if value == value and abs(value) != float("inf") else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value

@@ -1,0 +1,72 @@
+"""Validate a client's train reply before anything touches the knowledge."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
+
+from common import keys
+from common.codec import Codec, decode
+from common.config import ROLES
+from common.errors import CodecError, ReplyError
+
+
+@dataclass(frozen=True)
+class ClientReply:
+    node_id: int
+    role: str
+    probs: np.ndarray  # (n requested, C) float32, validated
+    num_examples: int
+    local_accuracy: float
+    train_loss: float
+    bytes_up: int
+
+
+def parse_reply(message: Message, shape: tuple[int, int], codec: Codec) -> ClientReply:
+    """Decode and check one reply; raise :class:`ReplyError` with a short reason if it is bad."""
+    content = message.content
+    expected = {keys.PREDICTIONS, keys.METRICS, keys.INFO}
+    if set(content.keys()) != expected:
+        raise ReplyError(
+            "keys", f"reply holds records {sorted(content.keys())}, expected {sorted(expected)}"
+        )
+    preds, metrics, info = content[keys.PREDICTIONS], content[keys.METRICS], content[keys.INFO]
+    if not isinstance(preds, ArrayRecord) or not isinstance(metrics, MetricRecord):
+        raise ReplyError("keys", "predictions must be an ArrayRecord and metrics a MetricRecord")
+    if not isinstance(info, ConfigRecord):
+        raise ReplyError("keys", "info must be a ConfigRecord")
+    try:
+        payload = {name: arr.numpy() for name, arr in preds.items()}
+    except (TypeError, ValueError) as exc:
+        raise ReplyError("payload", f"predictions cannot be deserialised: {exc}") from exc
+    try:
+        probs = decode(payload, codec, shape)
+    except CodecError as exc:
+        raise ReplyError("codec", str(exc)) from exc
+    role = info.get(keys.ROLE)
+    if role not in ROLES:
+        raise ReplyError("role", f"unknown role {role!r}")
+    num_examples = metrics.get(keys.NUM_EXAMPLES)
+    if not isinstance(num_examples, int) or num_examples < 0:
+        raise ReplyError(
+            "metrics", f"num-examples must be a non-negative int, got {num_examples!r}"
+        )
+    acc, loss = _scalar(metrics, keys.LOCAL_ACCURACY), _scalar(metrics, keys.TRAIN_LOSS)
+    return ClientReply(
+        node_id=message.metadata.src_node_id,
+        role=str(role),
+        probs=probs,
+        num_examples=num_examples,
+        local_accuracy=acc,
+        train_loss=loss,
+        bytes_up=preds.count_bytes(),
+    )
+
+
+def _scalar(metrics: MetricRecord, key: str) -> float:
+    value = metrics.get(key, float("nan"))
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ReplyError("metrics", f"{key} must be a number, got {value!r}")
+    return float(value)

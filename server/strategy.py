@@ -1,0 +1,202 @@
+"""Federated distillation on Flower's Message API.
+
+Each round the sampled clients receive the current soft targets K_t for a sample of reference
+indices; they reply with their students' soft predictions on exactly those indices. Replies are
+validated, aggregated, and mixed with the teacher into K_t+1. Failures are counted, not raised.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+from flwr.app import (
+    Array,
+    ArrayRecord,
+    ConfigRecord,
+    Message,
+    MessageType,
+    MetricRecord,
+    RecordDict,
+)
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import Strategy
+
+from common import keys
+from common.codec import Codec, encode
+from common.errors import ReplyError
+from server.aggregation import Rule, aggregate
+from server.history import RoundRecord
+from server.knowledge import Knowledge
+from server.replies import ClientReply, parse_reply
+
+log = logging.getLogger(__name__)
+
+KNOWLEDGE = "knowledge"
+
+
+def describe_reply(msg: Message) -> dict[str, Any]:
+    """Records and array shapes a reply carried (no values), for the audit trail."""
+    if msg.has_error():
+        return {"node": msg.metadata.src_node_id, "error": msg.error.reason}
+    content = msg.content
+    arrays = {
+        f"{rk}/{name}": list(arr.shape)
+        for rk, rec in content.items()
+        if isinstance(rec, ArrayRecord)
+        for name, arr in rec.items()
+    }
+    info = content.get(keys.INFO)
+    role = info.get(keys.ROLE) if isinstance(info, ConfigRecord) else None
+    return {
+        "node": msg.metadata.src_node_id,
+        "role": role,
+        "records": sorted(content.keys()),
+        "arrays": arrays,
+    }
+
+
+class FedKD(Strategy):
+    """Federated knowledge distillation: exchange soft predictions on a public reference set."""
+
+    def __init__(
+        self,
+        knowledge: Knowledge,
+        *,
+        codec: Codec = Codec.INT8,
+        rule: Rule = Rule.MEAN,
+        fraction_train: float = 0.5,
+        min_train_nodes: int = 2,
+        min_available_nodes: int = 2,
+        reference_per_round: int = 1000,
+        seed: int = 0,
+        wait_for_nodes_seconds: float = 300.0,
+    ) -> None:
+        self.knowledge = knowledge
+        self.codec = codec
+        self.rule = rule
+        self.fraction_train = fraction_train
+        self.min_train_nodes = min_train_nodes
+        self.min_available_nodes = min_available_nodes
+        self.reference_per_round = min(reference_per_round, knowledge.shape[0])
+        self.seed = seed
+        self.wait_for_nodes_seconds = wait_for_nodes_seconds
+        self._rng = random.Random(seed)
+        self._indices = np.empty(0, dtype=np.int64)
+        self.current: RoundRecord | None = None
+        self.replies: list[ClientReply] = []
+        self.round_started = 0.0
+
+    def knowledge_record(self) -> ArrayRecord:
+        return ArrayRecord({KNOWLEDGE: Array(self.knowledge.targets)})
+
+    def summary(self) -> None:
+        log.info(
+            "FedKD: codec %s, rule %s, fraction-train %.2f, %d reference tiles per round, "
+            "teacher mix %.2f",
+            self.codec,
+            self.rule,
+            self.fraction_train,
+            self.reference_per_round,
+            self.knowledge.teacher_mix,
+        )
+
+    def _sample_nodes(self, grid: Grid) -> list[int]:
+        deadline = time.monotonic() + self.wait_for_nodes_seconds
+        while len(nodes := sorted(grid.get_node_ids())) < self.min_available_nodes:
+            if time.monotonic() > deadline:
+                log.warning("only %d nodes connected after waiting: continuing", len(nodes))
+                break
+            log.info("waiting for nodes: %d of %d connected", len(nodes), self.min_available_nodes)
+            time.sleep(1.0)
+        size = min(len(nodes), max(self.min_train_nodes, int(len(nodes) * self.fraction_train)))
+        return sorted(self._rng.sample(nodes, size))
+
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        self.round_started = time.perf_counter()
+        node_ids = self._sample_nodes(grid)
+        rng = np.random.default_rng([self.seed, server_round])
+        n_ref = self.knowledge.shape[0]
+        self._indices = np.sort(rng.choice(n_ref, size=self.reference_per_round, replace=False))
+        payload = encode(self.knowledge.targets[self._indices], self.codec)
+        record = ArrayRecord({name: Array(a) for name, a in payload.items()})
+        record[keys.INDICES] = Array(self._indices.astype(np.int64))
+        cfg = ConfigRecord(dict(config))
+        cfg[keys.SERVER_ROUND] = server_round
+        cfg[keys.CODEC] = self.codec.value
+        content = RecordDict({keys.TARGETS: record, keys.TRAIN_CONFIG: cfg})
+        self.current = RoundRecord(
+            round=server_round,
+            clients_selected=len(node_ids),
+            bytes_down=record.count_bytes() * len(node_ids),
+        )
+        log.info("round %d: %d clients selected", server_round, len(node_ids))
+        return [
+            Message(content=content, dst_node_id=node, message_type=MessageType.TRAIN)
+            for node in node_ids
+        ]
+
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        record = self.current or RoundRecord(round=server_round)
+        shape = (len(self._indices), self.knowledge.shape[1])
+        valid: list[ClientReply] = []
+        reasons: Counter[str] = Counter()
+        for msg in replies:
+            record.replies.append(describe_reply(msg))
+            if msg.has_error():
+                record.clients_failed += 1
+                log.warning("client %d failed: %s", msg.metadata.src_node_id, msg.error.reason)
+                continue
+            try:
+                valid.append(parse_reply(msg, shape, self.codec))
+            except ReplyError as exc:
+                reasons[exc.reason] += 1
+                log.warning("reply of client %d rejected: %s", msg.metadata.src_node_id, exc)
+        # Selected clients that never answered within the timeout count as failed too.
+        answered = len(valid) + sum(reasons.values()) + record.clients_failed
+        record.clients_failed += max(0, record.clients_selected - answered)
+        record.clients_ok = len(valid)
+        record.clients_rejected = sum(reasons.values())
+        record.rejections = dict(reasons)
+        record.bytes_up = sum(r.bytes_up for r in valid)
+        by_role: dict[str, list[float]] = {}
+        for r in valid:
+            if np.isfinite(r.local_accuracy):
+                by_role.setdefault(r.role, []).append(r.local_accuracy)
+        record.client_accuracy = {role: float(np.mean(v)) for role, v in sorted(by_role.items())}
+        self.replies = valid
+        self.current = record
+        if not valid:
+            log.warning("round %d: no valid replies, knowledge unchanged", server_round)
+            return None, None
+        agg = aggregate(self.rule, [r.probs for r in valid], [r.num_examples for r in valid])
+        self.knowledge.update(self._indices, agg)
+        record.teacher_agreement = self.knowledge.teacher_agreement()
+        metrics = MetricRecord(
+            {
+                "clients-ok": record.clients_ok,
+                "num-examples": sum(r.num_examples for r in valid),
+                "teacher-agreement": record.teacher_agreement,
+            }
+        )
+        return self.knowledge_record(), metrics
+
+    def configure_evaluate(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        """Clients report local accuracy with their train reply; no separate evaluate round."""
+        return []
+
+    def aggregate_evaluate(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> MetricRecord | None:
+        return None

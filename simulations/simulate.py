@@ -1,0 +1,114 @@
+"""``skydistill simulate``: a federation on Flower's simulation engine (Ray backend).
+
+Starts a SuperLink in simulation mode on 127.0.0.1, submits the app with ``flwr run``, follows
+progress through ``report.json`` and the run's status, then plots ``accuracy.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from common.bands import DATASETS
+from common.config import RunConfig
+from common.federation import dataset_folder
+from common.rasters import load_folder
+from common.settings import PROJECT_ROOT
+from server.history import REPORT_FILE
+from simulations.flower import (
+    CONNECTION,
+    FlowerError,
+    SuperLink,
+    stream_logs,
+    submit_run,
+    wait_for_run,
+    write_connection,
+)
+from simulations.plots import plot_accuracy
+
+log = logging.getLogger(__name__)
+
+COMPLETED = "finished:completed"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return json.dumps(str(value))
+
+
+def write_run_config(cfg: RunConfig, path: Path) -> Path:
+    lines = [f"{key} = {_toml_value(v)}" for key, v in cfg.to_mapping().items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _rounds_done(out: Path) -> tuple[int, float | None]:
+    try:
+        report = json.loads((out / REPORT_FILE).read_text())
+    except (OSError, json.JSONDecodeError):
+        return 0, None
+    rounds = report.get("rounds", [])
+    return len(rounds), (rounds[-1].get("global_accuracy") if rounds else None)
+
+
+def simulate(
+    cfg: RunConfig,
+    out: Path,
+    *,
+    app_dir: Path = PROJECT_ROOT,
+    client_cpus: int = 1,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run one simulated federation and return its report (also in ``out/report.json``)."""
+    out = out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    data = dataset_folder(cfg)
+    cfg = RunConfig.from_mapping(
+        {**cfg.to_mapping(), "data-dir": str(data.parent), "out-dir": str(out)}
+    )
+    # Decode (or find cached) tiles here, once, before Ray starts many workers.
+    arrays = load_folder(data, DATASETS[cfg.dataset])
+    log.info("%d %s tiles in %s", len(arrays), cfg.dataset, data)
+    (out / REPORT_FILE).unlink(missing_ok=True)
+    home = out / "flwr-home"
+    run_config = write_run_config(cfg, out / "run-config.toml")
+    federation = {
+        "num-supernodes": cfg.num_clients,
+        "client-resources-num-cpus": client_cpus,
+        "init-args-num-cpus": os.cpu_count() or 1,
+    }
+    logs: subprocess.Popen[bytes] | None = None
+    with SuperLink(home) as link:
+        write_connection(home, link.address)
+        run_id = submit_run(home, app_dir, run_config, federation)
+        log.info("run %d submitted to %s; logs in %s", run_id, CONNECTION, out / "run.log")
+        logs = stream_logs(home, run_id, out / "run.log")
+        bar = tqdm(total=cfg.num_rounds, desc="rounds", unit="round", disable=not progress)
+        try:
+
+            def tick() -> None:
+                done, acc = _rounds_done(out)
+                if done > bar.n:
+                    bar.update(done - bar.n)
+                    if acc is not None:
+                        bar.set_postfix(accuracy=f"{acc:.4f}")
+
+            status = wait_for_run(home, run_id, on_poll=tick)
+            tick()
+        finally:
+            bar.close()
+            logs.terminate()
+    if status != COMPLETED:
+        raise FlowerError(f"run {run_id} ended with status {status!r}: see {out / 'run.log'}")
+    report: dict[str, Any] = json.loads((out / REPORT_FILE).read_text())
+    plot_accuracy(report, out / "accuracy.png")
+    return report

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from common.errors import ConfigError
+from common.partition import SplitSpec, make_partition, split_holdout
+
+
+def _labels(n: int = 3000, classes: int = 10, seed: int = 1) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, classes, n)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.1, 0.5, 100.0])
+def test_parts_are_disjoint_and_cover_the_pool(alpha: float) -> None:
+    labels = _labels()
+    part = make_partition(labels, SplitSpec(num_clients=20, alpha=alpha, seed=3))
+    everything = np.concatenate(part.all_parts())
+    assert len(everything) == len(np.unique(everything)) == len(labels)
+    assert len(part.shards) == 20
+    assert min(len(s) for s in part.shards) >= 8
+    assert abs(len(part.reference) - 0.12 * len(labels)) < 15
+    assert abs(len(part.archive) - 0.24 * len(labels)) < 15
+
+
+def test_same_seed_same_split_other_seed_other_split() -> None:
+    labels = _labels()
+    spec = SplitSpec(num_clients=10, alpha=0.5, seed=7)
+    a, b = make_partition(labels, spec), make_partition(labels, spec)
+    for x, y in zip(a.all_parts(), b.all_parts(), strict=True):
+        np.testing.assert_array_equal(x, y)
+    c = make_partition(labels, SplitSpec(num_clients=10, alpha=0.5, seed=8))
+    assert not np.array_equal(a.shards[0], c.shards[0])
+
+
+def test_small_alpha_gives_skewed_shards_and_large_alpha_balanced() -> None:
+    labels = _labels(6000)
+
+    def mean_classes_held(alpha: float) -> float:
+        part = make_partition(labels, SplitSpec(num_clients=20, alpha=alpha, seed=0))
+        counts = [np.bincount(labels[s], minlength=10) for s in part.shards]
+        return float(np.mean([(c > 0.05 * c.sum()).sum() for c in counts]))
+
+    assert mean_classes_held(0.1) < 5 < mean_classes_held(100.0)
+
+
+def test_reference_test_archive_are_stratified() -> None:
+    labels = _labels(5000)
+    part = make_partition(labels, SplitSpec(seed=0))
+    for idx in (part.reference, part.test, part.archive):
+        share = np.bincount(labels[idx], minlength=10) / len(idx)
+        overall = np.bincount(labels, minlength=10) / len(labels)
+        np.testing.assert_allclose(share, overall, atol=0.01)
+
+
+def test_holdout_is_disjoint_and_deterministic() -> None:
+    shard = np.arange(100, 200)
+    tr, ho = split_holdout(shard, 0.2, seed=1, client=3)
+    assert len(ho) == 20 and len(np.intersect1d(tr, ho)) == 0
+    np.testing.assert_array_equal(np.sort(np.concatenate([tr, ho])), shard)
+    np.testing.assert_array_equal(split_holdout(shard, 0.2, seed=1, client=3)[1], ho)
+
+
+def test_bad_specs_say_what_is_wrong() -> None:
+    with pytest.raises(ConfigError, match="fractions"):
+        SplitSpec(reference_fraction=0.5, test_fraction=0.3, archive_fraction=0.3)
+    with pytest.raises(ConfigError, match="too few"):
+        make_partition(_labels(30), SplitSpec(num_clients=20))

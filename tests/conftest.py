@@ -1,0 +1,22 @@
+"""Shared fixtures: tiny generated EuroSAT-like folders and an isolated cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.data.eurosat.make import make
+
+
+@pytest.fixture(scope="session")
+def fixture_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data root with ``eurosat-rgb`` and ``eurosat-ms`` fixture folders (12 tiles/class)."""
+    return make(tmp_path_factory.mktemp("data"), per_class=12, seed=0)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SKYDISTILL_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))

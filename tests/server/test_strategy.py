@@ -1,0 +1,132 @@
+"""FedKD's hooks on crafted replies (real Flower messages, no network)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from flwr.app import Array, ArrayRecord, ConfigRecord, Error, Message, MetricRecord, RecordDict
+from flwr.supercore.task_identity import TaskIdentity
+
+from common import keys
+from common.codec import Codec, encode
+from server.knowledge import Knowledge
+from server.strategy import FedKD
+
+C = 4
+N_REF = 30
+
+
+class LoopbackGrid:
+    """Just enough of a Grid for configure_train: the ids of connected nodes."""
+
+    def __init__(self, nodes: list[int]) -> None:
+        self.nodes = nodes
+
+    def get_node_ids(self) -> list[int]:
+        return self.nodes
+
+
+@pytest.fixture(autouse=True)
+def _task_identity() -> Iterator[None]:
+    TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = 1, 0, 1
+    yield
+
+
+def _teacher() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet(np.ones(C), N_REF).astype(np.float32)
+    return p
+
+
+def _strategy(**kw: object) -> FedKD:
+    return FedKD(
+        Knowledge(_teacher(), teacher_mix=0.5),
+        codec=Codec.FP32,
+        reference_per_round=10,
+        fraction_train=1.0,
+        min_available_nodes=1,
+        **kw,
+    )  # type: ignore[arg-type]
+
+
+def _reply(instruction: Message, probs: np.ndarray, examples: int, role: str = "drone") -> Message:
+    payload = encode(probs, Codec.FP32)
+    content = RecordDict(
+        {
+            keys.PREDICTIONS: ArrayRecord({k: Array(v) for k, v in payload.items()}),
+            keys.METRICS: MetricRecord({keys.NUM_EXAMPLES: examples, keys.LOCAL_ACCURACY: 0.5}),
+            keys.INFO: ConfigRecord({keys.ROLE: role}),
+        }
+    )
+    return Message(content, reply_to=instruction)
+
+
+def test_configure_sends_targets_for_sampled_indices_to_every_node() -> None:
+    s = _strategy()
+    msgs = list(
+        s.configure_train(1, s.knowledge_record(), ConfigRecord(), LoopbackGrid([11, 12, 13]))
+    )
+    assert sorted(m.metadata.dst_node_id for m in msgs) == [11, 12, 13]
+    record = msgs[0].content[keys.TARGETS]
+    idx = record[keys.INDICES].numpy()
+    assert len(idx) == 10 and len(np.unique(idx)) == 10
+    np.testing.assert_allclose(record["probs"].numpy(), s.knowledge.teacher[idx], atol=1e-6)
+    assert s.current is not None and s.current.bytes_down == 3 * record.count_bytes()
+
+
+def test_aggregate_mixes_weighted_mean_with_teacher_and_counts_failures() -> None:
+    s = _strategy()
+    msgs = list(
+        s.configure_train(1, s.knowledge_record(), ConfigRecord(), LoopbackGrid([1, 2, 3, 4]))
+    )
+    idx = msgs[0].content[keys.TARGETS][keys.INDICES].numpy()
+    one_hot = np.zeros((10, C), np.float32)
+    one_hot[:, 0] = 1
+    uniform = np.full((10, C), 1 / C, np.float32)
+    bad = np.full((9, C), 1 / C, np.float32)  # wrong number of rows
+    replies = [
+        _reply(msgs[0], one_hot, 3, "satellite"),
+        _reply(msgs[1], uniform, 1, "drone"),
+        _reply(msgs[2], bad, 1),
+        Message(Error(code=1, reason="node vanished"), reply_to=msgs[3]),
+    ]
+    arrays, metrics = s.aggregate_train(1, replies)
+    assert arrays is not None and metrics is not None
+    expected_agg = 0.75 * one_hot + 0.25 * uniform
+    expected = 0.5 * s.knowledge.teacher[idx] + 0.5 * expected_agg
+    np.testing.assert_allclose(s.knowledge.targets[idx], expected, atol=1e-6)
+    untouched = np.setdiff1d(np.arange(N_REF), idx)
+    np.testing.assert_array_equal(s.knowledge.targets[untouched], s.knowledge.teacher[untouched])
+    rec = s.current
+    assert rec is not None
+    assert (rec.clients_ok, rec.clients_failed, rec.clients_rejected) == (2, 1, 1)
+    assert rec.rejections == {"codec": 1}
+    assert rec.client_accuracy == {"drone": 0.5, "satellite": 0.5}
+    assert rec.bytes_up > 2 * 10 * C * 4
+
+
+def test_no_valid_reply_leaves_knowledge_unchanged() -> None:
+    s = _strategy()
+    msgs = list(s.configure_train(1, s.knowledge_record(), ConfigRecord(), LoopbackGrid([1])))
+    nan = np.full((10, C), np.nan, np.float32)
+    content = RecordDict(
+        {
+            keys.PREDICTIONS: ArrayRecord({"probs": Array(nan)}),
+            keys.METRICS: MetricRecord({keys.NUM_EXAMPLES: 5}),
+            keys.INFO: ConfigRecord({keys.ROLE: "drone"}),
+        }
+    )
+    arrays, _ = s.aggregate_train(1, [Message(content, reply_to=msgs[0])])
+    assert arrays is None
+    np.testing.assert_array_equal(s.knowledge.targets, s.knowledge.teacher)
+    assert s.current is not None and s.current.rejections == {"codec": 1}
+
+
+def test_unanswered_nodes_count_as_failed() -> None:
+    s = _strategy()
+    msgs = list(s.configure_train(1, s.knowledge_record(), ConfigRecord(), LoopbackGrid([1, 2, 3])))
+    s.aggregate_train(1, [_reply(msgs[0], np.full((10, C), 1 / C, np.float32), 4)])
+    assert s.current is not None
+    assert (s.current.clients_ok, s.current.clients_failed) == (1, 2)
