@@ -26,7 +26,7 @@ class RunConfig:
     seed: int = 42
     fraction_train: float = 0.5
     min_train_clients: int = 2
-    reference_per_round: int = 1000
+    reference_per_round: int = 500
     temperature: float = 2.0
     kd_weight: float = 1.0
     teacher_mix: float = 0.5
@@ -34,7 +34,7 @@ class RunConfig:
     roles: str = "satellite,drone,ground-station"
     global_student: str = "small"
     server_epochs: int = 1
-    teacher_epochs: int = 12
+    teacher_epochs: int = 10
     batch_size: int = 64
     learning_rate: float = 0.003
     reference_fraction: float = 0.12

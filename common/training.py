@@ -55,11 +55,13 @@ def fit(
     soft_targets: torch.Tensor | None = None,
     temperature: float = 2.0,
     kd_weight: float = 1.0,
+    steps_per_epoch: int | None = None,
 ) -> float:
     """Cross-entropy on (x, y) plus ``kd_weight`` * T^2 KL towards ``soft_targets`` on ``x_soft``.
 
     Either part may be absent. Each step takes one batch from each present part; an epoch is
-    as many steps as the larger part needs. Returns the mean loss of the last epoch.
+    as many steps as the larger part needs, unless ``steps_per_epoch`` says otherwise.
+    Returns the mean loss of the last epoch.
     """
     has_ce = x is not None and y is not None and len(x) > 0
     has_kd = x_soft is not None and soft_targets is not None and len(x_soft) > 0
@@ -67,7 +69,7 @@ def fit(
         return float("nan")
     n_ce = len(x) if has_ce and x is not None else 0
     n_kd = len(x_soft) if has_kd and x_soft is not None else 0
-    steps = math.ceil(max(n_ce, n_kd) / settings.batch_size)
+    steps = steps_per_epoch or math.ceil(max(n_ce, n_kd) / settings.batch_size)
     gen = torch.Generator().manual_seed(settings.seed)
     opt = torch.optim.AdamW(
         model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -32,6 +33,9 @@ def main(grid: Grid, context: Context) -> None:
     cfg = RunConfig.from_mapping(context.run_config)
     _configure_logging()
     torch.manual_seed(cfg.seed)
+    # Ray limits the driver to one intra-op thread; the server's training runs while the
+    # simulated clients are idle, so let it use every core.
+    torch.set_num_threads(os.cpu_count() or 1)
     fed = load_federation(cfg)
     teacher = load_or_train_teacher(cfg, fed)
     test = fed.split(fed.partition.test)

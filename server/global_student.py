@@ -7,6 +7,7 @@ the reference tiles, then is evaluated on the server's test split.
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -35,6 +36,8 @@ class GlobalStudent:
                 f"{targets.shape[0]} targets for {len(self.reference)} reference tiles"
             )
         settings = replace(self.settings, seed=self.settings.seed + server_round)
+        # An epoch is one pass over the reference set; archive batches are cycled alongside.
+        steps = math.ceil(len(self.reference) / settings.batch_size)
         return fit(
             self.model,
             settings,
@@ -43,6 +46,7 @@ class GlobalStudent:
             self.reference,
             torch.from_numpy(targets),
             temperature=self.temperature,
+            steps_per_epoch=steps,
         )
 
     def evaluate(self) -> float:

@@ -169,17 +169,23 @@ class SuperLink:
             self.proc = subprocess.Popen(
                 cmd, stdout=out, stderr=subprocess.STDOUT, env=flower_env(self.home)
             )
+        try:
+            return self._wait_ready(self.proc)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_ready(self, proc: subprocess.Popen[bytes]) -> SuperLink:
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
+            if proc.poll() is not None:
                 raise FlowerError(
-                    f"flower-superlink exited with code {self.proc.returncode}: see {self.log_path}"
+                    f"flower-superlink exited with code {proc.returncode}: see {self.log_path}"
                 )
             if self._healthy():
-                log.info("SuperLink %d listening on %s", self.proc.pid, self.address)
+                log.info("SuperLink %d listening on %s", proc.pid, self.address)
                 return self
             time.sleep(0.2)
-        self.stop()
         raise FlowerError(
             f"SuperLink not ready after {self.startup_timeout:.0f} s: see {self.log_path}"
         )
@@ -251,18 +257,28 @@ def wait_for_run(
     home: Path,
     run_id: int,
     *,
-    poll: float = 2.0,
+    poll: float = 1.0,
+    status_every: float = 20.0,
     timeout: float = 24 * 3600.0,
     on_poll: Callable[[], None] | None = None,
+    done: Callable[[], bool] | None = None,
 ) -> str:
-    """Block until the run is finished; return Flower's final status (e.g. finished:completed)."""
+    """Block until the run is finished; return Flower's final status (e.g. finished:completed).
+
+    Asking the SuperLink costs a ``flwr`` process (about a CPU-second), so the status is asked
+    every ``status_every`` seconds, or every poll once ``done()`` says the work is over.
+    """
     deadline = time.monotonic() + timeout
+    next_status = 0.0
     while time.monotonic() < deadline:
-        status = run_status(home, run_id)
         if on_poll is not None:
             on_poll()
-        if status.startswith(FINISHED):
-            return status
+        now = time.monotonic()
+        if now >= next_status or (done is not None and done()):
+            status = run_status(home, run_id)
+            if status.startswith(FINISHED):
+                return status
+            next_status = now + status_every
         time.sleep(poll)
     raise FlowerError(f"run {run_id} did not finish within {timeout:.0f} s")
 

@@ -102,7 +102,9 @@ def simulate(
                     if acc is not None:
                         bar.set_postfix(accuracy=f"{acc:.4f}")
 
-            status = wait_for_run(home, run_id, on_poll=tick)
+            status = wait_for_run(
+                home, run_id, on_poll=tick, done=lambda: _rounds_done(out)[0] >= cfg.num_rounds
+            )
             tick()
         finally:
             bar.close()
