@@ -7,7 +7,9 @@ STAMP := $(VENV)/.installed-stamp
 OUT ?= runs/default
 PACKAGES := common server clients simulations
 
-.PHONY: install run test lint format clean
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: install run test lint format clean prometheus
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,8 +29,15 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check $(PACKAGES) tests
 	$(BIN)/mypy
 
+## prometheus: Debian's prometheus and promtool, which the monitoring tests run for real
+prometheus:
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null || { \
+	  echo "installing Debian's prometheus package (for the monitoring tests)"; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; }
+
 ## test: lint, then the whole test suite (unit and integration)
-test: lint
+test: lint prometheus
 	$(BIN)/python -m pytest
 
 format: $(STAMP)

@@ -43,6 +43,8 @@ class RunConfig:
     holdout_fraction: float = 0.2
     out_dir: str = ""
     round_timeout: float = 600.0
+    metrics_address: str = "127.0.0.1:9464"
+    metrics_linger: float = 10.0
 
     def __post_init__(self) -> None:
         if self.dataset not in DATASETS:
@@ -61,6 +63,7 @@ class RunConfig:
             "batch-size": self.batch_size >= 1,
             "learning-rate": self.learning_rate > 0,
             "holdout-fraction": 0 <= self.holdout_fraction < 1,
+            "metrics-linger": self.metrics_linger >= 0,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:

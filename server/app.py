@@ -16,6 +16,7 @@ from common import keys
 from common.config import RunConfig
 from common.federation import load_federation
 from common.training import TrainSettings, accuracy, predict_proba
+from server import metrics
 from server.aggregation import Rule
 from server.global_student import GlobalStudent
 from server.history import History
@@ -70,10 +71,12 @@ def main(grid: Grid, context: Context) -> None:
         record = strategy.current
         if server_round == 0 or record is None:
             return None
+        previous = history.rounds[-1].global_accuracy if history.rounds else None
         record.distill_loss = student.distil(knowledge.targets, server_round)
         record.global_accuracy = student.evaluate()
         record.seconds = time.perf_counter() - strategy.round_started
         history.add(record)
+        metrics.observe_round(record, previous)
         return MetricRecord({"accuracy": record.global_accuracy})
 
     train_config = ConfigRecord(
@@ -84,14 +87,22 @@ def main(grid: Grid, context: Context) -> None:
             keys.NORM_STD: list(fed.stats.std),
         }
     )
-    strategy.start(
-        grid,
-        strategy.knowledge_record(),
-        num_rounds=cfg.num_rounds,
-        timeout=cfg.round_timeout,
-        train_config=train_config,
-        evaluate_fn=evaluate,
-    )
+    metrics.set_run_info(type(strategy).__name__, strategy.rule.value, cfg.codec, cfg.dataset)
+    exporter = metrics.serve(cfg.metrics_address)
+    try:
+        strategy.start(
+            grid,
+            strategy.knowledge_record(),
+            num_rounds=cfg.num_rounds,
+            timeout=cfg.round_timeout,
+            train_config=train_config,
+            evaluate_fn=evaluate,
+        )
+    finally:
+        if exporter is not None:
+            # Stay up a few scrape intervals so Prometheus sees the final round.
+            time.sleep(cfg.metrics_linger)
+            exporter.stop()
     path = history.write()
     final = history.rounds[-1].global_accuracy if history.rounds else float("nan")
     log.info("run finished: global-student accuracy %.4f, report %s", final, path)

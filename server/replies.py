@@ -12,6 +12,9 @@ from common.codec import Codec, decode
 from common.config import ROLES
 from common.errors import CodecError, ReplyError
 
+# Why a reply can be rejected (the label values of the Prometheus rejection counter).
+REJECTION_REASONS = ("keys", "payload", "codec", "role", "metrics")
+
 
 @dataclass(frozen=True)
 class ClientReply:

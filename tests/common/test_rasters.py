@@ -78,3 +78,42 @@ def test_missing_or_empty_folder_says_what_to_do(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataNotFoundError, match="No .jpg tiles"):
         load_folder(tmp_path / "empty", RGB)
+
+
+def test_reads_a_three_band_geotiff_with_the_rgb_layout(tmp_path: Path) -> None:
+    from rasterio.transform import from_origin
+
+    path = tmp_path / "Forest_9.tif"
+    data = np.random.default_rng(0).integers(1, 255, (3, 64, 64), dtype=np.uint8)
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=64,
+        height=64,
+        count=3,
+        dtype="uint8",
+        crs="EPSG:32632",
+        transform=from_origin(500000, 5000000, 10, 10),
+    ) as dst:
+        dst.write(data)
+    np.testing.assert_array_equal(read_raster(path, RGB), data)
+    with pytest.raises(BandMismatchError, match="has 3 bands.*expects 13"):
+        read_raster(path, MS)
+
+
+def test_wrong_dtype_and_size_are_named(tmp_path: Path) -> None:
+    path = tmp_path / "a.tif"
+    with rasterio.open(
+        path, "w", driver="GTiff", width=64, height=64, count=13, dtype="float32"
+    ) as d:
+        d.write(np.zeros((13, 64, 64), np.float32))
+    with pytest.raises(BandMismatchError, match="float32.*expects uint16"):
+        read_raster(path, MS)
+    path = tmp_path / "b.tif"
+    with rasterio.open(
+        path, "w", driver="GTiff", width=32, height=64, count=13, dtype="uint16"
+    ) as d:
+        d.write(np.zeros((13, 64, 32), np.uint16))
+    with pytest.raises(BandMismatchError, match="64x32 px"):
+        read_raster(path, MS)

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import tomllib
+
+import pytest
+
+from common.config import RunConfig
+from common.errors import ConfigError
+from common.settings import PROJECT_ROOT
+
+
+def test_dataclass_defaults_equal_pyproject_run_config() -> None:
+    app_config = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["tool"]["flwr"][
+        "app"
+    ]["config"]
+    assert app_config == RunConfig().to_mapping()
+    assert RunConfig.from_mapping(app_config) == RunConfig()
+
+
+def test_parses_kebab_case_and_converts_types() -> None:
+    cfg = RunConfig.from_mapping({"num-rounds": 3, "alpha": 1, "codec": "fp16"})
+    assert cfg.num_rounds == 3 and cfg.alpha == 1.0 and cfg.codec == "fp16"
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"num-rundes": 3}, "unknown run-config keys: num-rundes"),
+        ({"num-rounds": "many"}, "num-rounds='many' must be of type int"),
+        ({"num-rounds": 0}, "num-rounds"),
+        ({"teacher-mix": 1.5}, "teacher-mix"),
+        ({"codec": "bf16"}, "unknown codec"),
+        ({"dataset": "sar"}, "dataset must be one of"),
+        ({"roles": "satellite,balloon"}, "unknown role 'balloon'"),
+        ({"reference-fraction": 0.6, "test-fraction": 0.6}, "fractions"),
+    ],
+)
+def test_bad_values_are_named(values: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        RunConfig.from_mapping(values)
+
+
+def test_roles_cycle_over_partitions() -> None:
+    cfg = RunConfig(roles="satellite,drone")
+    assert [cfg.role_of(i) for i in range(4)] == ["satellite", "drone", "satellite", "drone"]
