@@ -8,7 +8,7 @@ from typing import Any
 
 from common.bands import DATASETS
 from common.codec import Codec
-from common.errors import ConfigError
+from common.errors import CodecError, ConfigError
 from common.partition import SplitSpec
 
 ROLES = ("satellite", "drone", "ground-station")
@@ -24,7 +24,7 @@ class RunConfig:
     num_clients: int = 20
     alpha: float = 0.5
     seed: int = 42
-    fraction_train: float = 0.5
+    fraction_train: float = 0.4
     min_train_clients: int = 2
     reference_per_round: int = 500
     temperature: float = 2.0
@@ -34,7 +34,8 @@ class RunConfig:
     roles: str = "satellite,drone,ground-station"
     global_student: str = "small"
     server_epochs: int = 1
-    teacher_epochs: int = 10
+    global_pretrain_epochs: int = 3
+    teacher_epochs: int = 8
     batch_size: int = 64
     learning_rate: float = 0.003
     reference_fraction: float = 0.12
@@ -49,7 +50,10 @@ class RunConfig:
     def __post_init__(self) -> None:
         if self.dataset not in DATASETS:
             raise ConfigError(f"dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}")
-        Codec.parse(self.codec)
+        try:
+            Codec.parse(self.codec)
+        except CodecError as exc:
+            raise ConfigError(str(exc)) from None
         for role in self.role_cycle:
             if role not in ROLES:
                 raise ConfigError(f"unknown role {role!r} in roles: choose from {', '.join(ROLES)}")
@@ -64,6 +68,7 @@ class RunConfig:
             "learning-rate": self.learning_rate > 0,
             "holdout-fraction": 0 <= self.holdout_fraction < 1,
             "metrics-linger": self.metrics_linger >= 0,
+            "global-pretrain-epochs": self.global_pretrain_epochs >= 0,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:

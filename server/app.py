@@ -7,22 +7,18 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, MetricRecord
 from flwr.serverapp import Grid, ServerApp
 
 from common import keys
 from common.config import RunConfig
-from common.federation import load_federation
-from common.training import TrainSettings, accuracy, predict_proba
 from server import metrics
 from server.aggregation import Rule
-from server.global_student import GlobalStudent
+from server.ground import prepare
 from server.history import History
 from server.knowledge import Knowledge
 from server.strategy import FedKD
-from server.teacher import load_or_train_teacher
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +33,12 @@ def main(grid: Grid, context: Context) -> None:
     # Ray limits the driver to one intra-op thread; the server's training runs while the
     # simulated clients are idle, so let it use every core.
     torch.set_num_threads(os.cpu_count() or 1)
-    fed = load_federation(cfg)
-    teacher = load_or_train_teacher(cfg, fed)
-    test = fed.split(fed.partition.test)
-    reference = fed.reference_images(np.arange(len(fed.partition.reference)))
+    ground = prepare(cfg)
+    student = ground.student
     history = History(config=cfg.to_mapping(), out_dir=Path(cfg.out_dir) if cfg.out_dir else None)
-    history.teacher_accuracy = accuracy(teacher, test.x, test.y)
-    log.info("teacher test accuracy %.4f", history.teacher_accuracy)
-    knowledge = Knowledge(predict_proba(teacher, reference), cfg.teacher_mix)
+    history.teacher_accuracy = ground.teacher_accuracy
+    history.start_accuracy = ground.student_start_accuracy
+    knowledge = Knowledge(ground.teacher_probs, cfg.teacher_mix)
     strategy = FedKD(
         knowledge,
         codec=cfg.codec_mode,
@@ -54,17 +48,6 @@ def main(grid: Grid, context: Context) -> None:
         min_available_nodes=cfg.min_train_clients,
         reference_per_round=cfg.reference_per_round,
         seed=cfg.seed,
-    )
-    student = GlobalStudent(
-        fed,
-        cfg.global_student,
-        TrainSettings(
-            epochs=cfg.server_epochs,
-            batch_size=cfg.batch_size,
-            learning_rate=cfg.learning_rate,
-            seed=cfg.seed,
-        ),
-        cfg.temperature,
     )
 
     def evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
@@ -83,8 +66,8 @@ def main(grid: Grid, context: Context) -> None:
         {
             keys.TEMPERATURE: cfg.temperature,
             keys.KD_WEIGHT: cfg.kd_weight,
-            keys.NORM_MEAN: list(fed.stats.mean),
-            keys.NORM_STD: list(fed.stats.std),
+            keys.NORM_MEAN: list(ground.fed.stats.mean),
+            keys.NORM_STD: list(ground.fed.stats.std),
         }
     )
     metrics.set_run_info(type(strategy).__name__, strategy.rule.value, cfg.codec, cfg.dataset)

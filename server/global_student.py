@@ -1,33 +1,74 @@
 """The server-side global student, distilled each round from the federation's knowledge.
 
-The ground segment holds the labelled archive and the public reference set: each round the
-global student takes cross-entropy steps on the archive and distillation steps towards K_t on
-the reference tiles, then is evaluated on the server's test split.
+The ground segment holds the labelled archive and the public reference set. Before the first
+round the global student is pre-trained there (cross-entropy on the archive, distillation
+towards the teacher on the reference tiles; cached like the teacher). Each round it then takes
+one pass of distillation steps towards K_t on the reference tiles, paired with cross-entropy
+steps on archive batches, and is evaluated on the server's test split.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import time
 from dataclasses import replace
 
 import numpy as np
 import torch
+from torch import nn
 
+from common.config import RunConfig
 from common.federation import Federation, Split
 from common.models import build_model
 from common.training import TrainSettings, accuracy, fit
+from server.model_cache import load_or_train
+
+log = logging.getLogger(__name__)
 
 
 class GlobalStudent:
-    def __init__(
-        self, fed: Federation, arch: str, settings: TrainSettings, temperature: float
-    ) -> None:
-        self.model = build_model(arch, fed.spec.num_bands, fed.num_classes)
-        self.settings = settings
-        self.temperature = temperature
+    def __init__(self, fed: Federation, cfg: RunConfig) -> None:
+        self.fed = fed
+        self.cfg = cfg
+        self.model = build_model(cfg.global_student, fed.spec.num_bands, fed.num_classes)
+        self.settings = TrainSettings(
+            epochs=cfg.server_epochs,
+            batch_size=cfg.batch_size,
+            learning_rate=cfg.learning_rate,
+            seed=cfg.seed,
+        )
         self.archive: Split = fed.split(fed.partition.archive)
         self.reference = fed.reference_images(np.arange(len(fed.partition.reference)))
         self.test: Split = fed.split(fed.partition.test)
+
+    def pretrain(self, teacher_probs: np.ndarray) -> None:
+        """Start from the archive and the teacher (cached): what the ground segment knows."""
+        cfg = self.cfg
+        settings = replace(self.settings, epochs=cfg.global_pretrain_epochs)
+        if settings.epochs == 0:
+            return
+
+        def train(model: nn.Module) -> None:
+            start = time.perf_counter()
+            fit(
+                model,
+                settings,
+                self.archive.x,
+                self.archive.y,
+                self.reference,
+                torch.from_numpy(teacher_probs),
+                temperature=cfg.temperature,
+            )
+            log.info("global student pre-trained in %.0f s", time.perf_counter() - start)
+
+        recipe = {
+            "arch": cfg.global_student,
+            "temperature": cfg.temperature,
+            "teacher": [cfg.teacher_epochs, cfg.learning_rate, cfg.batch_size, cfg.seed],
+            **settings.__dict__,
+        }
+        load_or_train(f"global-{cfg.global_student}", self.model, self.fed, recipe, train)
 
     def distil(self, targets: np.ndarray, server_round: int) -> float:
         """One round of training towards ``targets`` (the knowledge on every reference tile)."""
@@ -48,6 +89,10 @@ class GlobalStudent:
             temperature=self.temperature,
             steps_per_epoch=steps,
         )
+
+    @property
+    def temperature(self) -> float:
+        return self.cfg.temperature
 
     def evaluate(self) -> float:
         return accuracy(self.model, self.test.x, self.test.y)

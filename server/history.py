@@ -41,6 +41,7 @@ class History:
     config: dict[str, Any]
     out_dir: Path | None
     teacher_accuracy: float = float("nan")
+    start_accuracy: float = float("nan")  # global student before round 1
     rounds: list[RoundRecord] = field(default_factory=list)
 
     def add(self, record: RoundRecord) -> None:
@@ -68,6 +69,7 @@ class History:
                 "global_accuracy": last.global_accuracy if last else None,
                 "seconds": sum(r.seconds for r in self.rounds),
                 "teacher_accuracy": self.teacher_accuracy,
+                "global_accuracy_start": self.start_accuracy,
                 "rounds_completed": len(self.rounds),
                 "bytes_up": sum(r.bytes_up for r in self.rounds),
                 "bytes_down": sum(r.bytes_down for r in self.rounds),

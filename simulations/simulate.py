@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import torch
 from tqdm import tqdm
 
 from common.bands import DATASETS
@@ -20,6 +21,7 @@ from common.config import RunConfig
 from common.federation import dataset_folder
 from common.rasters import load_folder
 from common.settings import PROJECT_ROOT
+from server.ground import prepare
 from server.history import REPORT_FILE
 from simulations.flower import (
     CONNECTION,
@@ -75,9 +77,12 @@ def simulate(
     cfg = RunConfig.from_mapping(
         {**cfg.to_mapping(), "data-dir": str(data.parent), "out-dir": str(out)}
     )
-    # Decode (or find cached) tiles here, once, before Ray starts many workers.
+    # Decode the tiles and train the teacher and global student (or find them cached) here,
+    # once, before Flower and Ray start: the ServerApp then loads them from the cache.
     arrays = load_folder(data, DATASETS[cfg.dataset])
     log.info("%d %s tiles in %s", len(arrays), cfg.dataset, data)
+    torch.set_num_threads(os.cpu_count() or 1)
+    prepare(cfg)
     (out / REPORT_FILE).unlink(missing_ok=True)
     home = out / "flwr-home"
     run_config = write_run_config(cfg, out / "run-config.toml")

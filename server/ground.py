@@ -1,0 +1,46 @@
+"""The ground segment: teacher, its soft labels on the reference set, the global student.
+
+Both models are cached, so a run prepares them once; ``skydistill simulate`` calls
+:func:`prepare` before it starts any Flower process, so this CPU-heavy step does not compete
+with Ray and shows up in the CLI's log.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from torch import nn
+
+from common.config import RunConfig
+from common.federation import Federation, load_federation
+from common.training import accuracy, predict_proba
+from server.global_student import GlobalStudent
+from server.teacher import load_or_train_teacher
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class GroundSegment:
+    fed: Federation
+    teacher: nn.Module
+    teacher_probs: np.ndarray  # (reference tiles, classes)
+    teacher_accuracy: float
+    student: GlobalStudent
+    student_start_accuracy: float
+
+
+def prepare(cfg: RunConfig) -> GroundSegment:
+    fed = load_federation(cfg)
+    teacher = load_or_train_teacher(cfg, fed)
+    test = fed.split(fed.partition.test)
+    teacher_accuracy = accuracy(teacher, test.x, test.y)
+    log.info("teacher test accuracy %.4f", teacher_accuracy)
+    student = GlobalStudent(fed, cfg)
+    teacher_probs = predict_proba(teacher, student.reference)
+    student.pretrain(teacher_probs)
+    start = student.evaluate()
+    log.info("global student starts at test accuracy %.4f", start)
+    return GroundSegment(fed, teacher, teacher_probs, teacher_accuracy, student, start)

@@ -1,0 +1,68 @@
+"""Trained ground-segment models cached on disk, keyed by everything that shapes their weights."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from common.federation import Federation
+from common.settings import cache_dir
+
+log = logging.getLogger(__name__)
+
+
+def recipe_key(fed: Federation, recipe: Mapping[str, Any]) -> str:
+    """Hash of the data (labels, archive split) and the training recipe."""
+    full = {
+        **recipe,
+        "n": len(fed.arrays),
+        "bands": fed.spec.key,
+        "archive": hashlib.sha256(fed.partition.archive.tobytes()).hexdigest(),
+        "reference": hashlib.sha256(fed.partition.reference.tobytes()).hexdigest(),
+        "labels": hashlib.sha256(fed.arrays.labels.tobytes()).hexdigest(),
+        "torch": torch.__version__,
+    }
+    return hashlib.sha256(json.dumps(full, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def _save_atomic(state: dict[str, torch.Tensor], path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(state, tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def load_or_train(
+    name: str,
+    model: nn.Module,
+    fed: Federation,
+    recipe: Mapping[str, Any],
+    train: Callable[[nn.Module], None],
+) -> nn.Module:
+    """Load ``model``'s weights from the cache, or train it with ``train`` and cache it."""
+    path = cache_dir() / f"{name}-{fed.spec.key}-{recipe_key(fed, recipe)}.pt"
+    if path.is_file():
+        try:
+            model.load_state_dict(torch.load(path, weights_only=True))
+            log.info("%s loaded from cache %s", name, path)
+            return model
+        except (RuntimeError, OSError, EOFError) as exc:
+            log.warning("%s cache %s is unreadable (%s): training again", name, path, exc)
+    train(model)
+    _save_atomic(model.state_dict(), path)
+    return model
