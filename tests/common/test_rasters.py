@@ -81,7 +81,7 @@ def test_missing_or_empty_folder_says_what_to_do(tmp_path: Path) -> None:
 
 
 def test_reads_a_three_band_geotiff_with_the_rgb_layout(tmp_path: Path) -> None:
-    from rasterio.transform import from_origin
+    from affine import Affine
 
     path = tmp_path / "Forest_9.tif"
     data = np.random.default_rng(0).integers(1, 255, (3, 64, 64), dtype=np.uint8)
@@ -94,7 +94,7 @@ def test_reads_a_three_band_geotiff_with_the_rgb_layout(tmp_path: Path) -> None:
         count=3,
         dtype="uint8",
         crs="EPSG:32632",
-        transform=from_origin(500000, 5000000, 10, 10),
+        transform=Affine.translation(500000, 5000000) @ Affine.scale(10, -10),
     ) as dst:
         dst.write(data)
     np.testing.assert_array_equal(read_raster(path, RGB), data)

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+from affine import Affine
 from rasterio.errors import NotGeoreferencedWarning
-from rasterio.transform import from_origin
 
 CLASSES = (
     "AnnualCrop",
@@ -86,7 +86,9 @@ def write_ms(root: Path, per_class: int, seed: int) -> Path:
         for n in range(1, per_class + 1):
             data = _pattern(rng, label, 13, 4000.0).astype(np.uint16) + 1
             path = folder / cls / f"{cls}_{n}.tif"
-            transform = from_origin(500000 + 640 * n, 5000000 + 640 * label, 10.0, 10.0)
+            transform = Affine.translation(500000 + 640 * n, 5000000 + 640 * label) @ Affine.scale(
+                10.0, -10.0
+            )
             with rasterio.open(
                 path,
                 "w",
