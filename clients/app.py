@@ -65,5 +65,6 @@ def train(msg: Message, context: Context) -> Message:
             keys.TRAIN_LOSS: result.train_loss,
             keys.LOCAL_ACCURACY: result.local_accuracy,
         },
+        topk=task.topk,
     )
     return Message(reply, reply_to=msg)

@@ -19,6 +19,7 @@ class TrainInstruction:
     indices: np.ndarray  # reference indices the reply must cover, in this order
     targets: np.ndarray  # (len(indices), C) soft targets
     codec: Codec
+    topk: int
     temperature: float
     kd_weight: float
     stats: BandStats
@@ -40,6 +41,7 @@ def parse_train(msg: Message, num_classes: int, num_reference: int) -> TrainInst
         server_round = int(config[keys.SERVER_ROUND])  # type: ignore[arg-type]
         temperature = float(config[keys.TEMPERATURE])  # type: ignore[arg-type]
         kd_weight = float(config[keys.KD_WEIGHT])  # type: ignore[arg-type]
+        topk = int(config.get(keys.TOPK, 3))  # type: ignore[arg-type]
     except (KeyError, TypeError, ValueError) as exc:
         raise ReplyError("config", f"train message is incomplete: {exc}") from exc
     if indices.ndim != 1 or not np.issubdtype(indices.dtype, np.integer):
@@ -54,6 +56,7 @@ def parse_train(msg: Message, num_classes: int, num_reference: int) -> TrainInst
         indices=indices.astype(np.int64),
         targets=targets,
         codec=codec,
+        topk=topk,
         temperature=temperature,
         kd_weight=kd_weight,
         stats=BandStats(tuple(mean), tuple(std)),

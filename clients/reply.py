@@ -21,6 +21,7 @@ def build_reply(
     codec: Codec,
     role: str,
     metrics: dict[str, int | float],
+    topk: int = 3,
 ) -> RecordDict:
     """Encode predictions after checking they cover exactly the requested reference indices."""
     shape = (len(requested), num_classes)
@@ -29,7 +30,7 @@ def build_reply(
             f"refusing to send an array of shape {np.asarray(probs).shape}: only soft predictions "
             f"of shape {shape} for the requested reference indices may leave a client"
         )
-    payload = encode(validate_probabilities(probs, shape), codec)
+    payload = encode(validate_probabilities(probs, shape), codec, k=topk)
     record = ArrayRecord({name: Array(a) for name, a in payload.items()})
     out: dict[str, int | float | list[int] | list[float]] = dict(metrics)
     out[keys.PAYLOAD_BYTES] = record.count_bytes()

@@ -12,6 +12,7 @@ from common.errors import CodecError, ConfigError
 from common.partition import SplitSpec
 
 ROLES = ("satellite", "drone", "ground-station")
+AGGREGATIONS = ("mean", "entropy-reduced", "trimmed-mean", "median")
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,9 @@ class RunConfig:
     kd_weight: float = 1.0
     teacher_mix: float = 0.5
     codec: str = "int8"
+    topk: int = 3
+    aggregation: str = "mean"
+    trim: float = 0.2
     roles: str = "satellite,drone,ground-station"
     global_student: str = "small"
     server_epochs: int = 1
@@ -54,6 +58,10 @@ class RunConfig:
             Codec.parse(self.codec)
         except CodecError as exc:
             raise ConfigError(str(exc)) from None
+        if self.aggregation not in AGGREGATIONS:
+            raise ConfigError(
+                f"aggregation must be one of {', '.join(AGGREGATIONS)}, got {self.aggregation!r}"
+            )
         for role in self.role_cycle:
             if role not in ROLES:
                 raise ConfigError(f"unknown role {role!r} in roles: choose from {', '.join(ROLES)}")
@@ -68,6 +76,8 @@ class RunConfig:
             "learning-rate": self.learning_rate > 0,
             "holdout-fraction": 0 <= self.holdout_fraction < 1,
             "metrics-linger": self.metrics_linger >= 0,
+            "topk": self.topk >= 1,
+            "trim": 0 < self.trim < 0.5,
             "global-pretrain-epochs": self.global_pretrain_epochs >= 0,
         }
         bad = [k for k, ok in checks.items() if not ok]

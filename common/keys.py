@@ -12,6 +12,7 @@ SERVER_ROUND = "server-round"
 TEMPERATURE = "temperature"
 KD_WEIGHT = "kd-weight"
 CODEC = "codec"
+TOPK = "topk"  # k of the top-k codec
 NORM_MEAN = "norm-mean"
 NORM_STD = "norm-std"
 

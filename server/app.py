@@ -42,7 +42,9 @@ def main(grid: Grid, context: Context) -> None:
     strategy = FedKD(
         knowledge,
         codec=cfg.codec_mode,
-        rule=Rule.MEAN,
+        rule=Rule.parse(cfg.aggregation),
+        trim=cfg.trim,
+        topk=cfg.topk,
         fraction_train=cfg.fraction_train,
         min_train_nodes=cfg.min_train_clients,
         min_available_nodes=cfg.min_train_clients,

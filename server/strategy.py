@@ -70,6 +70,8 @@ class FedKD(Strategy):
         *,
         codec: Codec = Codec.INT8,
         rule: Rule = Rule.MEAN,
+        trim: float = 0.2,
+        topk: int = 3,
         fraction_train: float = 0.5,
         min_train_nodes: int = 2,
         min_available_nodes: int = 2,
@@ -80,6 +82,8 @@ class FedKD(Strategy):
         self.knowledge = knowledge
         self.codec = codec
         self.rule = rule
+        self.trim = trim
+        self.topk = topk
         self.fraction_train = fraction_train
         self.min_train_nodes = min_train_nodes
         self.min_available_nodes = min_available_nodes
@@ -125,12 +129,13 @@ class FedKD(Strategy):
         rng = np.random.default_rng([self.seed, server_round])
         n_ref = self.knowledge.shape[0]
         self._indices = np.sort(rng.choice(n_ref, size=self.reference_per_round, replace=False))
-        payload = encode(self.knowledge.targets[self._indices], self.codec)
+        payload = encode(self.knowledge.targets[self._indices], self.codec, k=self.topk)
         record = ArrayRecord({name: Array(a) for name, a in payload.items()})
         record[keys.INDICES] = Array(self._indices.astype(np.int64))
         cfg = ConfigRecord(dict(config))
         cfg[keys.SERVER_ROUND] = server_round
         cfg[keys.CODEC] = self.codec.value
+        cfg[keys.TOPK] = self.topk
         content = RecordDict({keys.TARGETS: record, keys.TRAIN_CONFIG: cfg})
         self.current = RoundRecord(
             round=server_round,
@@ -178,7 +183,9 @@ class FedKD(Strategy):
         if not valid:
             log.warning("round %d: no valid replies, knowledge unchanged", server_round)
             return None, None
-        agg = aggregate(self.rule, [r.probs for r in valid], [r.num_examples for r in valid])
+        agg = aggregate(
+            self.rule, [r.probs for r in valid], [r.num_examples for r in valid], trim=self.trim
+        )
         self.knowledge.update(self._indices, agg)
         record.teacher_agreement = self.knowledge.teacher_agreement()
         metrics = MetricRecord(
