@@ -25,7 +25,7 @@ class RunConfig:
     num_clients: int = 20
     alpha: float = 0.5
     seed: int = 42
-    fraction_train: float = 0.4
+    fraction_train: float = 0.3
     min_train_clients: int = 2
     reference_per_round: int = 500
     temperature: float = 2.0
@@ -38,8 +38,9 @@ class RunConfig:
     roles: str = "satellite,drone,ground-station"
     global_student: str = "small"
     server_epochs: int = 1
-    global_pretrain_epochs: int = 3
-    teacher_epochs: int = 8
+    global_pretrain_epochs: int = 5
+    server_learning_rate: float = 0.001
+    teacher_epochs: int = 12
     batch_size: int = 64
     learning_rate: float = 0.003
     reference_fraction: float = 0.12
@@ -74,6 +75,7 @@ class RunConfig:
             "reference-per-round": self.reference_per_round >= 1,
             "batch-size": self.batch_size >= 1,
             "learning-rate": self.learning_rate > 0,
+            "server-learning-rate": self.server_learning_rate > 0,
             "holdout-fraction": 0 <= self.holdout_fraction < 1,
             "metrics-linger": self.metrics_linger >= 0,
             "topk": self.topk >= 1,

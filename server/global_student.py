@@ -76,7 +76,11 @@ class GlobalStudent:
             raise ValueError(
                 f"{targets.shape[0]} targets for {len(self.reference)} reference tiles"
             )
-        settings = replace(self.settings, seed=self.settings.seed + server_round)
+        # Fine-tuning a pre-trained model: a lower peak rate, decaying over the run (cosine),
+        # so that no round undoes what the previous ones learnt.
+        progress = (server_round - 1) / max(1, self.cfg.num_rounds)
+        lr = self.cfg.server_learning_rate * 0.5 * (1.0 + math.cos(math.pi * progress))
+        settings = replace(self.settings, seed=self.settings.seed + server_round, learning_rate=lr)
         # An epoch is one pass over the reference set; archive batches are cycled alongside.
         steps = math.ceil(len(self.reference) / settings.batch_size)
         return fit(
