@@ -10,8 +10,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import logging
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +18,7 @@ import numpy as np
 import rasterio
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
+from common.atomic import atomic_write
 from common.bands import DatasetSpec
 from common.errors import BandMismatchError, DataNotFoundError, RasterReadError
 from common.settings import cache_dir
@@ -133,20 +132,6 @@ def decode_folder(folder: Path, spec: DatasetSpec) -> LabelledArrays:
     )
 
 
-def _atomic_save(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, array)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def load_folder(folder: Path, spec: DatasetSpec, use_cache: bool = True) -> LabelledArrays:
     """Decode a labelled folder once, then memory-map the cached arrays."""
     files = list_files(folder, spec)
@@ -161,6 +146,6 @@ def load_folder(folder: Path, spec: DatasetSpec, use_cache: bool = True) -> Labe
         )
     log.info("decoding %d %s tiles from %s (cached for next time)", len(files), spec.key, folder)
     arrays = decode_folder(folder, spec)
-    _atomic_save(img_path, arrays.images)
-    _atomic_save(lab_path, arrays.labels)
+    atomic_write(img_path, lambda fh: np.save(fh, arrays.images))
+    atomic_write(lab_path, lambda fh: np.save(fh, arrays.labels))
     return arrays

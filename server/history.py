@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from common.atomic import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -80,18 +80,8 @@ class History:
         """Write the report atomically (temp file, fsync, rename)."""
         if self.out_dir is None:
             return None
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        path = self.out_dir / REPORT_FILE
-        fd, tmp = tempfile.mkstemp(dir=self.out_dir, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as fh:
-                json.dump(_finite(self.to_dict()), fh, indent=2)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        text = json.dumps(_finite(self.to_dict()), indent=2).encode()
+        path = atomic_write(self.out_dir / REPORT_FILE, lambda fh: fh.write(text))
         return path
 
 

@@ -5,15 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from common.atomic import atomic_write
 from common.federation import Federation
 from common.settings import cache_dir
 
@@ -34,19 +32,6 @@ def recipe_key(fed: Federation, recipe: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(full, sort_keys=True).encode()).hexdigest()[:20]
 
 
-def _save_atomic(state: dict[str, torch.Tensor], path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(state, tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def load_or_train(
     name: str,
     model: nn.Module,
@@ -64,5 +49,6 @@ def load_or_train(
         except (RuntimeError, OSError, EOFError) as exc:
             log.warning("%s cache %s is unreadable (%s): training again", name, path, exc)
     train(model)
-    _save_atomic(model.state_dict(), path)
+    state = model.state_dict()
+    atomic_write(path, lambda fh: torch.save(state, fh))
     return model

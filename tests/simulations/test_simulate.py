@@ -24,6 +24,7 @@ def test_three_clients_two_rounds_only_soft_predictions_travel(
         reference_per_round=REF_PER_ROUND,
         teacher_epochs=2,
         codec="int8",
+        metrics_linger=0.0,
     )
     report = simulate(cfg, tmp_path / "run", progress=False)
     on_disk = json.loads((tmp_path / "run" / "report.json").read_text())

@@ -20,18 +20,8 @@ import rasterio
 from affine import Affine
 from rasterio.errors import NotGeoreferencedWarning
 
-CLASSES = (
-    "AnnualCrop",
-    "Forest",
-    "HerbaceousVegetation",
-    "Highway",
-    "Industrial",
-    "Pasture",
-    "PermanentCrop",
-    "Residential",
-    "River",
-    "SeaLake",
-)
+from common.bands import CLASSES
+
 SIZE = 64
 
 
