@@ -31,6 +31,7 @@ class RunConfig:
     temperature: float = 2.0
     kd_weight: float = 1.0
     teacher_mix: float = 0.5
+    teacher_mix_start: float = 0.9
     codec: str = "int8"
     topk: int = 3
     aggregation: str = "mean"
@@ -38,9 +39,9 @@ class RunConfig:
     roles: str = "satellite,drone,ground-station"
     global_student: str = "small"
     server_epochs: int = 1
-    global_pretrain_epochs: int = 5
-    server_learning_rate: float = 0.001
-    teacher_epochs: int = 12
+    global_pretrain_epochs: int = 4
+    server_learning_rate: float = 0.0005
+    teacher_epochs: int = 10
     batch_size: int = 64
     learning_rate: float = 0.003
     reference_fraction: float = 0.12
@@ -71,6 +72,7 @@ class RunConfig:
             "num-clients": self.num_clients >= 1,
             "fraction-train": 0 < self.fraction_train <= 1,
             "teacher-mix": 0 <= self.teacher_mix <= 1,
+            "teacher-mix-start": 0 <= self.teacher_mix_start <= 1,
             "temperature": self.temperature > 0,
             "reference-per-round": self.reference_per_round >= 1,
             "batch-size": self.batch_size >= 1,

@@ -38,7 +38,12 @@ def main(grid: Grid, context: Context) -> None:
     history = History(config=cfg.to_mapping(), out_dir=Path(cfg.out_dir) if cfg.out_dir else None)
     history.teacher_accuracy = ground.teacher_accuracy
     history.start_accuracy = ground.student_start_accuracy
-    knowledge = Knowledge(ground.teacher_probs, cfg.teacher_mix)
+    knowledge = Knowledge(
+        ground.teacher_probs,
+        cfg.teacher_mix,
+        mix_start=cfg.teacher_mix_start,
+        num_rounds=cfg.num_rounds,
+    )
     strategy = FedKD(
         knowledge,
         codec=cfg.codec_mode,

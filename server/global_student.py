@@ -42,12 +42,14 @@ class GlobalStudent:
         self.reference = fed.reference_images(np.arange(len(fed.partition.reference)))
         self.test: Split = fed.split(fed.partition.test)
 
-    def pretrain(self, teacher_probs: np.ndarray) -> None:
-        """Start from the archive and the teacher (cached): what the ground segment knows."""
+    def pretrain(self, teacher_probs: np.ndarray) -> float:
+        """Start from the archive and the teacher (cached): what the ground segment knows.
+
+        Returns the test accuracy it starts the federation with."""
         cfg = self.cfg
         settings = replace(self.settings, epochs=cfg.global_pretrain_epochs)
         if settings.epochs == 0:
-            return
+            return self.evaluate()
 
         def train(model: nn.Module) -> None:
             start = time.perf_counter()
@@ -68,7 +70,15 @@ class GlobalStudent:
             "teacher": [cfg.teacher_epochs, cfg.learning_rate, cfg.batch_size, cfg.seed],
             **settings.__dict__,
         }
-        load_or_train(f"global-{cfg.global_student}", self.model, self.fed, recipe, train)
+        _, score = load_or_train(
+            f"global-{cfg.global_student}",
+            self.model,
+            self.fed,
+            recipe,
+            train,
+            lambda _m: self.evaluate(),
+        )
+        return score
 
     def distil(self, targets: np.ndarray, server_round: int) -> float:
         """One round of training towards ``targets`` (the knowledge on every reference tile)."""

@@ -15,7 +15,7 @@ from torch import nn
 
 from common.config import RunConfig
 from common.federation import Federation, load_federation
-from common.training import accuracy, predict_proba
+from common.training import predict_proba
 from server.global_student import GlobalStudent
 from server.teacher import load_or_train_teacher
 
@@ -34,13 +34,10 @@ class GroundSegment:
 
 def prepare(cfg: RunConfig) -> GroundSegment:
     fed = load_federation(cfg)
-    teacher = load_or_train_teacher(cfg, fed)
-    test = fed.split(fed.partition.test)
-    teacher_accuracy = accuracy(teacher, test.x, test.y)
+    teacher, teacher_accuracy = load_or_train_teacher(cfg, fed)
     log.info("teacher test accuracy %.4f", teacher_accuracy)
     student = GlobalStudent(fed, cfg)
     teacher_probs = predict_proba(teacher, student.reference)
-    student.pretrain(teacher_probs)
-    start = student.evaluate()
+    start = student.pretrain(teacher_probs)
     log.info("global student starts at test accuracy %.4f", start)
     return GroundSegment(fed, teacher, teacher_probs, teacher_accuracy, student, start)

@@ -7,26 +7,52 @@ import numpy as np
 from common.codec import validate_probabilities
 
 
+def teacher_mix_schedule(start: float, end: float, server_round: int, num_rounds: int) -> float:
+    """Teacher weight in round ``server_round`` (1-based): linear from ``start`` to ``end``.
+
+    Early on the clients' students are still weak, so the targets stay close to the teacher;
+    as the students learn from their private data, their consensus gets more weight.
+    """
+    if num_rounds <= 1:
+        return end
+    t = min(max((server_round - 1) / (num_rounds - 1), 0.0), 1.0)
+    return start + (end - start) * t
+
+
 class Knowledge:
     """K_t over the whole reference set; starts as the teacher's soft labels.
 
     After each round, the targets of the tiles clients predicted become
-    ``teacher_mix * teacher + (1 - teacher_mix) * aggregate``; the others keep their value.
+    ``mix * teacher + (1 - mix) * aggregate``; the others keep their value. ``mix`` follows
+    :func:`teacher_mix_schedule` from ``mix_start`` to ``teacher_mix``.
     """
 
-    def __init__(self, teacher_probs: np.ndarray, teacher_mix: float) -> None:
+    def __init__(
+        self,
+        teacher_probs: np.ndarray,
+        teacher_mix: float,
+        *,
+        mix_start: float | None = None,
+        num_rounds: int = 1,
+    ) -> None:
         self.teacher = validate_probabilities(teacher_probs).copy()
         self.teacher_mix = float(teacher_mix)
+        self.mix_start = self.teacher_mix if mix_start is None else float(mix_start)
+        self.num_rounds = num_rounds
         self.targets = self.teacher.copy()
+
+    def mix_for(self, server_round: int) -> float:
+        return teacher_mix_schedule(self.mix_start, self.teacher_mix, server_round, self.num_rounds)
 
     @property
     def shape(self) -> tuple[int, int]:
         n, c = self.targets.shape
         return int(n), int(c)
 
-    def update(self, indices: np.ndarray, aggregate: np.ndarray) -> None:
+    def update(self, indices: np.ndarray, aggregate: np.ndarray, server_round: int = 1) -> None:
         agg = validate_probabilities(aggregate, (len(indices), self.shape[1]))
-        mixed = self.teacher_mix * self.teacher[indices] + (1.0 - self.teacher_mix) * agg
+        mix = self.mix_for(server_round)
+        mixed = mix * self.teacher[indices] + (1.0 - mix) * agg
         self.targets[indices] = mixed / mixed.sum(axis=1, keepdims=True)
 
     def teacher_agreement(self) -> float:

@@ -38,17 +38,27 @@ def load_or_train(
     fed: Federation,
     recipe: Mapping[str, Any],
     train: Callable[[nn.Module], None],
-) -> nn.Module:
-    """Load ``model``'s weights from the cache, or train it with ``train`` and cache it."""
+    evaluate: Callable[[nn.Module], float],
+) -> tuple[nn.Module, float]:
+    """``model`` with weights from the cache (or trained with ``train`` and cached) and its
+    score from ``evaluate``, cached beside the weights so that later runs skip both."""
     path = cache_dir() / f"{name}-{fed.spec.key}-{recipe_key(fed, recipe)}.pt"
+    score_path = path.with_suffix(".json")
     if path.is_file():
         try:
             model.load_state_dict(torch.load(path, weights_only=True))
             log.info("%s loaded from cache %s", name, path)
-            return model
+            try:
+                return model, float(json.loads(score_path.read_text())["score"])
+            except (OSError, ValueError, KeyError, TypeError):
+                score = evaluate(model)
+                atomic_write(score_path, lambda fh: fh.write(json.dumps({"score": score}).encode()))
+                return model, score
         except (RuntimeError, OSError, EOFError) as exc:
             log.warning("%s cache %s is unreadable (%s): training again", name, path, exc)
     train(model)
     state = model.state_dict()
     atomic_write(path, lambda fh: torch.save(state, fh))
-    return model
+    score = evaluate(model)
+    atomic_write(score_path, lambda fh: fh.write(json.dumps({"score": score}).encode()))
+    return model, score

@@ -186,7 +186,7 @@ class FedKD(Strategy):
         agg = aggregate(
             self.rule, [r.probs for r in valid], [r.num_examples for r in valid], trim=self.trim
         )
-        self.knowledge.update(self._indices, agg)
+        self.knowledge.update(self._indices, agg, server_round)
         record.teacher_agreement = self.knowledge.teacher_agreement()
         metrics = MetricRecord(
             {

@@ -10,7 +10,7 @@ from torch import nn
 from common.config import RunConfig
 from common.federation import Federation
 from common.models import build_model, count_parameters
-from common.training import TrainSettings, fit
+from common.training import TrainSettings, accuracy, fit
 from server.model_cache import load_or_train
 
 log = logging.getLogger(__name__)
@@ -18,8 +18,8 @@ log = logging.getLogger(__name__)
 TEACHER_ARCH = "teacher"
 
 
-def load_or_train_teacher(cfg: RunConfig, fed: Federation) -> nn.Module:
-    """Return the trained teacher, training it on the archive only if no cached copy exists."""
+def load_or_train_teacher(cfg: RunConfig, fed: Federation) -> tuple[nn.Module, float]:
+    """The trained teacher and its test accuracy; trained on the archive only if not cached."""
     settings = TrainSettings(
         epochs=cfg.teacher_epochs,
         batch_size=cfg.batch_size,
@@ -41,4 +41,7 @@ def load_or_train_teacher(cfg: RunConfig, fed: Federation) -> nn.Module:
 
     model = build_model(TEACHER_ARCH, fed.spec.num_bands, fed.num_classes)
     recipe = {"arch": TEACHER_ARCH, **settings.__dict__}
-    return load_or_train("teacher", model, fed, recipe, train)
+    test = fed.split(fed.partition.test)
+    return load_or_train(
+        "teacher", model, fed, recipe, train, lambda m: accuracy(m, test.x, test.y)
+    )

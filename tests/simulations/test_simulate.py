@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from common.config import RunConfig
+from common.settings import PROJECT_ROOT
 from simulations.simulate import simulate
 
 REF_PER_ROUND = 8
@@ -51,3 +54,12 @@ def test_three_clients_two_rounds_only_soft_predictions_travel(
     assert final["rounds_completed"] == 2
     assert final["global_accuracy"] == report["rounds"][-1]["global_accuracy"]
     assert np.isfinite(final["seconds"])
+    checker = PROJECT_ROOT.parent / "shared" / "tools" / "check_report.py"
+    if checker.is_file():  # the format checker other tools use, when ../shared is beside us
+        done = subprocess.run(
+            [sys.executable, str(checker), str(tmp_path / "run" / "report.json")],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
