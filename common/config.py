@@ -40,7 +40,6 @@ class RunConfig:
     global_student: str = "small"
     server_epochs: int = 1
     global_pretrain_epochs: int = 4
-    server_learning_rate: float = 0.0005
     teacher_epochs: int = 10
     batch_size: int = 64
     learning_rate: float = 0.003
@@ -77,7 +76,6 @@ class RunConfig:
             "reference-per-round": self.reference_per_round >= 1,
             "batch-size": self.batch_size >= 1,
             "learning-rate": self.learning_rate > 0,
-            "server-learning-rate": self.server_learning_rate > 0,
             "holdout-fraction": 0 <= self.holdout_fraction < 1,
             "metrics-linger": self.metrics_linger >= 0,
             "topk": self.topk >= 1,

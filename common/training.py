@@ -33,6 +33,22 @@ def augment_batch(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last)
 
 
+def one_cycle(step: int, total: int, peak: float, warmup: float = 0.15) -> float:
+    """Learning rate at ``step`` of ``total``: linear warm-up from peak/25, then cosine to ~0."""
+    total = max(1, total)
+    rise = max(1, int(warmup * total))
+    if step < rise:
+        return peak / 25 + (peak - peak / 25) * step / rise
+    progress = min(1.0, (step - rise) / max(1, total - rise))
+    return peak / 1e4 + (peak - peak / 1e4) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def make_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(
+        model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
+    )
+
+
 def _batches(n: int, batch_size: int, steps: int, generator: torch.Generator) -> list[torch.Tensor]:
     """``steps`` index batches cycling through fresh permutations of ``range(n)``."""
     out: list[torch.Tensor] = []
@@ -56,12 +72,17 @@ def fit(
     temperature: float = 2.0,
     kd_weight: float = 1.0,
     steps_per_epoch: int | None = None,
+    schedule: tuple[int, int] | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
 ) -> float:
     """Cross-entropy on (x, y) plus ``kd_weight`` * T^2 KL towards ``soft_targets`` on ``x_soft``.
 
     Either part may be absent. Each step takes one batch from each present part; an epoch is
     as many steps as the larger part needs, unless ``steps_per_epoch`` says otherwise.
-    Returns the mean loss of the last epoch.
+    The learning rate follows :func:`one_cycle` over this call's steps, or, with
+    ``schedule=(offset, total)``, over a longer run of which this call is steps
+    ``offset .. offset + epochs * steps`` (training continued across rounds). Pass the same
+    ``optimizer`` to keep its moments across calls. Returns the mean loss of the last epoch.
     """
     has_ce = x is not None and y is not None and len(x) > 0
     has_kd = x_soft is not None and soft_targets is not None and len(x_soft) > 0
@@ -71,15 +92,9 @@ def fit(
     n_kd = len(x_soft) if has_kd and x_soft is not None else 0
     steps = steps_per_epoch or math.ceil(max(n_ce, n_kd) / settings.batch_size)
     gen = torch.Generator().manual_seed(settings.seed)
-    opt = torch.optim.AdamW(
-        model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
-    )
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt,
-        max_lr=settings.learning_rate,
-        total_steps=max(1, steps * settings.epochs),
-        pct_start=0.15,
-    )
+    opt = optimizer or make_optimizer(model, settings)
+    offset, total_steps = schedule or (0, steps * settings.epochs)
+    global_step = offset
     model.train()
     last = float("nan")
     for _ in range(settings.epochs):
@@ -98,10 +113,12 @@ def fit(
                 loss = loss + kd_weight * kd_loss(
                     model(xb), soft_targets[kd_idx[step]], temperature
                 )
+            for group in opt.param_groups:
+                group["lr"] = one_cycle(global_step, total_steps, settings.learning_rate)
+            global_step += 1
             opt.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
-            sched.step()
             total += float(loss.detach())
         last = total / steps
     return last

@@ -21,7 +21,7 @@ from torch import nn
 from common.config import RunConfig
 from common.federation import Federation, Split
 from common.models import build_model
-from common.training import TrainSettings, accuracy, fit
+from common.training import TrainSettings, accuracy, fit, make_optimizer
 from server.model_cache import load_or_train
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,15 @@ class GlobalStudent:
         self.archive: Split = fed.split(fed.partition.archive)
         self.reference = fed.reference_images(np.arange(len(fed.partition.reference)))
         self.test: Split = fed.split(fed.partition.test)
+        # One learning-rate schedule over pre-training and every round: the rounds continue
+        # the pre-training instead of restarting it (a restart undoes what was learnt).
+        bs = cfg.batch_size
+        self.pretrain_steps = cfg.global_pretrain_epochs * math.ceil(
+            max(len(self.archive), len(self.reference)) / bs
+        )
+        self.round_steps = cfg.server_epochs * math.ceil(len(self.reference) / bs)
+        self.total_steps = self.pretrain_steps + cfg.num_rounds * self.round_steps
+        self.optimizer = make_optimizer(self.model, self.settings)
 
     def pretrain(self, teacher_probs: np.ndarray) -> float:
         """Start from the archive and the teacher (cached): what the ground segment knows.
@@ -61,6 +70,8 @@ class GlobalStudent:
                 self.reference,
                 torch.from_numpy(teacher_probs),
                 temperature=cfg.temperature,
+                schedule=(0, self.total_steps),
+                optimizer=self.optimizer,
             )
             log.info("global student pre-trained in %.0f s", time.perf_counter() - start)
 
@@ -68,6 +79,7 @@ class GlobalStudent:
             "arch": cfg.global_student,
             "temperature": cfg.temperature,
             "teacher": [cfg.teacher_epochs, cfg.learning_rate, cfg.batch_size, cfg.seed],
+            "schedule": [self.pretrain_steps, self.total_steps],
             **settings.__dict__,
         }
         _, score = load_or_train(
@@ -86,13 +98,10 @@ class GlobalStudent:
             raise ValueError(
                 f"{targets.shape[0]} targets for {len(self.reference)} reference tiles"
             )
-        # Fine-tuning a pre-trained model: a lower peak rate, decaying over the run (cosine),
-        # so that no round undoes what the previous ones learnt.
-        progress = (server_round - 1) / max(1, self.cfg.num_rounds)
-        lr = self.cfg.server_learning_rate * 0.5 * (1.0 + math.cos(math.pi * progress))
-        settings = replace(self.settings, seed=self.settings.seed + server_round, learning_rate=lr)
+        settings = replace(self.settings, seed=self.settings.seed + server_round)
         # An epoch is one pass over the reference set; archive batches are cycled alongside.
         steps = math.ceil(len(self.reference) / settings.batch_size)
+        offset = self.pretrain_steps + (server_round - 1) * self.round_steps
         return fit(
             self.model,
             settings,
@@ -102,6 +111,8 @@ class GlobalStudent:
             torch.from_numpy(targets),
             temperature=self.temperature,
             steps_per_epoch=steps,
+            schedule=(offset, self.total_steps),
+            optimizer=self.optimizer,
         )
 
     @property
