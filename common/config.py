@@ -25,9 +25,9 @@ class RunConfig:
     num_clients: int = 20
     alpha: float = 0.5
     seed: int = 42
-    fraction_train: float = 0.3
+    fraction_train: float = 0.25
     min_train_clients: int = 2
-    reference_per_round: int = 500
+    reference_per_round: int = 300
     temperature: float = 2.0
     kd_weight: float = 1.0
     teacher_mix: float = 0.5
