@@ -9,17 +9,14 @@ from __future__ import annotations
 import json
 import logging
 import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import torch
 from tqdm import tqdm
 
-from common.bands import DATASETS
 from common.config import RunConfig
 from common.federation import dataset_folder
-from common.rasters import load_folder
 from common.settings import PROJECT_ROOT
 from server.ground import prepare
 from server.history import REPORT_FILE
@@ -79,10 +76,9 @@ def simulate(
     )
     # Decode the tiles and train the teacher and global student (or find them cached) here,
     # once, before Flower and Ray start: the ServerApp then loads them from the cache.
-    arrays = load_folder(data, DATASETS[cfg.dataset])
-    log.info("%d %s tiles in %s", len(arrays), cfg.dataset, data)
     torch.set_num_threads(os.cpu_count() or 1)
-    prepare(cfg)
+    ground = prepare(cfg)
+    log.info("%d %s tiles in %s", len(ground.fed.arrays), cfg.dataset, data)
     (out / REPORT_FILE).unlink(missing_ok=True)
     home = out / "flwr-home"
     run_config = write_run_config(cfg, out / "run-config.toml")
@@ -91,7 +87,6 @@ def simulate(
         "client-resources-num-cpus": client_cpus,
         "init-args-num-cpus": os.cpu_count() or 1,
     }
-    logs: subprocess.Popen[bytes] | None = None
     with SuperLink(home) as link:
         write_connection(home, link.address)
         run_id = submit_run(home, app_dir, run_config, federation)
