@@ -93,7 +93,6 @@ class FedKD(Strategy):
         self._rng = random.Random(seed)
         self._indices = np.empty(0, dtype=np.int64)
         self.current: RoundRecord | None = None
-        self.replies: list[ClientReply] = []
         self.round_started = 0.0
 
     def knowledge_record(self) -> ArrayRecord:
@@ -178,7 +177,6 @@ class FedKD(Strategy):
             if np.isfinite(r.local_accuracy):
                 by_role.setdefault(r.role, []).append(r.local_accuracy)
         record.client_accuracy = {role: float(np.mean(v)) for role, v in sorted(by_role.items())}
-        self.replies = valid
         self.current = record
         if not valid:
             log.warning("round %d: no valid replies, knowledge unchanged", server_round)

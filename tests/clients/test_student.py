@@ -7,7 +7,7 @@ import torch
 
 from clients.roles import PROFILES
 from clients.student import local_round
-from common.config import RunConfig
+from common.config import ROLES, RunConfig
 from common.federation import load_federation
 from common.models import build_model, count_parameters
 from common.training import TrainSettings
@@ -36,6 +36,10 @@ def test_local_round_predicts_exactly_the_requested_tiles(fixture_data: Path) ->
     assert result.num_examples == len(train) > 0
     assert 0.0 <= result.local_accuracy <= 1.0
     assert any(not torch.equal(a, b) for a, b in zip(before, student.parameters(), strict=True))
+
+
+def test_every_role_has_a_profile() -> None:
+    assert set(PROFILES) == set(ROLES)
 
 
 def test_roles_get_students_sized_for_them() -> None:
