@@ -61,3 +61,22 @@ def parse_train(msg: Message, num_classes: int, num_reference: int) -> TrainInst
         kd_weight=kd_weight,
         stats=BandStats(tuple(mean), tuple(std)),
     )
+
+
+@dataclass(frozen=True)
+class EvaluateInstruction:
+    server_round: int
+    stats: BandStats
+
+
+def parse_evaluate(msg: Message) -> EvaluateInstruction:
+    config = msg.content.get(keys.TRAIN_CONFIG)
+    if not isinstance(config, ConfigRecord):
+        raise ReplyError("keys", f"evaluate message needs a {keys.TRAIN_CONFIG!r} config")
+    try:
+        mean = [float(v) for v in config[keys.NORM_MEAN]]  # type: ignore[union-attr]
+        std = [float(v) for v in config[keys.NORM_STD]]  # type: ignore[union-attr]
+        server_round = int(config[keys.SERVER_ROUND])  # type: ignore[arg-type]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ReplyError("config", f"evaluate message is incomplete: {exc}") from exc
+    return EvaluateInstruction(server_round, BandStats(tuple(mean), tuple(std)))

@@ -49,6 +49,7 @@ class RunConfig:
     holdout_fraction: float = 0.2
     out_dir: str = ""
     round_timeout: float = 600.0
+    evaluate_every: int = 0  # clients evaluate on the common test split every N rounds (0: off)
     metrics_address: str = "127.0.0.1:9464"
     metrics_linger: float = 10.0
 
@@ -78,6 +79,7 @@ class RunConfig:
             "learning-rate": self.learning_rate > 0,
             "holdout-fraction": 0 <= self.holdout_fraction < 1,
             "metrics-linger": self.metrics_linger >= 0,
+            "evaluate-every": self.evaluate_every >= 0,
             "topk": self.topk >= 1,
             "trim": 0 < self.trim < 0.5,
             "global-pretrain-epochs": self.global_pretrain_epochs >= 0,

@@ -21,6 +21,10 @@ PREDICTIONS = "predictions"  # ArrayRecord: encoded soft predictions on exactly 
 METRICS = "metrics"  # MetricRecord
 INFO = "info"  # ConfigRecord
 
+# Evaluate message (server -> client): a ConfigRecord under TRAIN_CONFIG with SERVER_ROUND,
+# NORM_MEAN and NORM_STD; the reply holds METRICS (TEST_ACCURACY, NUM_EXAMPLES) and INFO.
+TEST_ACCURACY = "test-accuracy"
+
 # Keys inside METRICS
 NUM_EXAMPLES = "num-examples"
 TRAIN_LOSS = "train-loss"

@@ -55,6 +55,8 @@ def main(grid: Grid, context: Context) -> None:
         min_available_nodes=cfg.min_train_clients,
         reference_per_round=cfg.reference_per_round,
         seed=cfg.seed,
+        evaluate_every=cfg.evaluate_every,
+        num_rounds=cfg.num_rounds,
     )
 
     def evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
@@ -77,6 +79,9 @@ def main(grid: Grid, context: Context) -> None:
             keys.NORM_STD: list(ground.fed.stats.std),
         }
     )
+    evaluate_config = ConfigRecord(
+        {keys.NORM_MEAN: list(ground.fed.stats.mean), keys.NORM_STD: list(ground.fed.stats.std)}
+    )
     metrics.set_run_info(type(strategy).__name__, strategy.rule.value, cfg.codec, cfg.dataset)
     exporter = metrics.serve(cfg.metrics_address)
     try:
@@ -86,6 +91,7 @@ def main(grid: Grid, context: Context) -> None:
             num_rounds=cfg.num_rounds,
             timeout=cfg.round_timeout,
             train_config=train_config,
+            evaluate_config=evaluate_config,
             evaluate_fn=evaluate,
         )
     finally:

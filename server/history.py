@@ -20,6 +20,9 @@ class RoundRecord:
     round: int
     global_accuracy: float = float("nan")
     client_accuracy: dict[str, float] = field(default_factory=dict)
+    # Clients' own students on the common test split (rounds with client evaluation only).
+    client_test_accuracy: dict[str, float] = field(default_factory=dict)
+    client_test_accuracy_mean: float | None = None
     clients_selected: int = 0
     clients_ok: int = 0
     clients_failed: int = 0

@@ -78,6 +78,8 @@ class FedKD(Strategy):
         reference_per_round: int = 1000,
         seed: int = 0,
         wait_for_nodes_seconds: float = 300.0,
+        evaluate_every: int = 0,
+        num_rounds: int = 0,
     ) -> None:
         self.knowledge = knowledge
         self.codec = codec
@@ -90,6 +92,8 @@ class FedKD(Strategy):
         self.reference_per_round = min(reference_per_round, knowledge.shape[0])
         self.seed = seed
         self.wait_for_nodes_seconds = wait_for_nodes_seconds
+        self.evaluate_every = evaluate_every
+        self.num_rounds = num_rounds
         self._rng = random.Random(seed)
         self._indices = np.empty(0, dtype=np.int64)
         self.current: RoundRecord | None = None
@@ -198,10 +202,37 @@ class FedKD(Strategy):
     def configure_evaluate(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
-        """Clients report local accuracy with their train reply; no separate evaluate round."""
-        return []
+        """Every ``evaluate_every`` rounds (and after the last), every connected client scores
+        the student it would deploy on the common test split; otherwise nothing is sent."""
+        last = server_round == self.num_rounds
+        if self.evaluate_every <= 0 or not (server_round % self.evaluate_every == 0 or last):
+            return []
+        cfg = ConfigRecord(dict(config))
+        cfg[keys.SERVER_ROUND] = server_round
+        content = RecordDict({keys.TRAIN_CONFIG: cfg})
+        return [
+            Message(content=content, dst_node_id=node, message_type=MessageType.EVALUATE)
+            for node in sorted(grid.get_node_ids())
+        ]
 
     def aggregate_evaluate(
         self, server_round: int, replies: Iterable[Message]
     ) -> MetricRecord | None:
-        return None
+        """Mean test accuracy of the clients' students, overall and per role."""
+        by_role: dict[str, list[float]] = {}
+        for msg in replies:
+            if msg.has_error() or keys.METRICS not in msg.content:
+                continue
+            metrics, info = msg.content[keys.METRICS], msg.content.get(keys.INFO)
+            acc = metrics.get(keys.TEST_ACCURACY) if isinstance(metrics, MetricRecord) else None
+            role = info.get(keys.ROLE) if isinstance(info, ConfigRecord) else None
+            if isinstance(acc, float) and 0.0 <= acc <= 1.0 and isinstance(role, str):
+                by_role.setdefault(role, []).append(acc)
+        if not by_role or self.current is None:
+            return None
+        every = [a for accs in by_role.values() for a in accs]
+        self.current.client_test_accuracy = {
+            r: float(np.mean(v)) for r, v in sorted(by_role.items())
+        }
+        self.current.client_test_accuracy_mean = float(np.mean(every))
+        return MetricRecord({"client-test-accuracy": self.current.client_test_accuracy_mean})

@@ -130,3 +130,29 @@ def test_unanswered_nodes_count_as_failed() -> None:
     s.aggregate_train(1, [_reply(msgs[0], np.full((10, C), 1 / C, np.float32), 4)])
     assert s.current is not None
     assert (s.current.clients_ok, s.current.clients_failed) == (1, 2)
+
+
+def test_evaluation_rounds_and_per_role_test_accuracy() -> None:
+    s = _strategy(evaluate_every=3, num_rounds=4)
+    grid = LoopbackGrid([1, 2, 3])
+    assert list(s.configure_evaluate(1, s.knowledge_record(), ConfigRecord(), grid)) == []
+    assert len(list(s.configure_evaluate(3, s.knowledge_record(), ConfigRecord(), grid))) == 3
+    msgs = list(s.configure_evaluate(4, s.knowledge_record(), ConfigRecord(), grid))  # last
+    assert {m.metadata.message_type for m in msgs} == {"evaluate"}
+    s.configure_train(4, s.knowledge_record(), ConfigRecord(), grid)
+
+    def reply(msg: Message, role: str, metrics: dict[str, float | int]) -> Message:
+        content = RecordDict(
+            {keys.METRICS: MetricRecord(metrics), keys.INFO: ConfigRecord({keys.ROLE: role})}
+        )
+        return Message(content, reply_to=msg)
+
+    replies = [
+        reply(msgs[0], "drone", {keys.TEST_ACCURACY: 0.8, keys.NUM_EXAMPLES: 10}),
+        reply(msgs[1], "drone", {keys.TEST_ACCURACY: 0.6, keys.NUM_EXAMPLES: 10}),
+        reply(msgs[2], "satellite", {keys.NUM_EXAMPLES: 0}),  # no student yet: not counted
+    ]
+    out = s.aggregate_evaluate(4, replies)
+    assert out is not None and s.current is not None
+    assert s.current.client_test_accuracy == {"drone": pytest.approx(0.7)}
+    assert s.current.client_test_accuracy_mean == pytest.approx(0.7)

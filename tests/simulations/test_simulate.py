@@ -28,6 +28,7 @@ def test_three_clients_two_rounds_only_soft_predictions_travel(
         teacher_epochs=2,
         codec="int8",
         metrics_linger=0.0,
+        evaluate_every=2,
     )
     report = simulate(cfg, tmp_path / "run", progress=False)
     on_disk = json.loads((tmp_path / "run" / "report.json").read_text())
@@ -50,6 +51,12 @@ def test_three_clients_two_rounds_only_soft_predictions_travel(
                 "predictions/scale": [REF_PER_ROUND],
             }
     assert len(nodes) == 3
+    # Round 2 is an evaluation round: each client scored its own student on the test split.
+    assert report["rounds"][0]["client_test_accuracy"] == {}
+    evaluated = report["rounds"][1]["client_test_accuracy"]
+    assert set(evaluated) == {"satellite", "drone", "ground-station"}
+    assert all(0.0 <= a <= 1.0 for a in evaluated.values())
+    assert report["rounds"][1]["client_test_accuracy_mean"] == np.mean(list(evaluated.values()))
     final = report["final"]
     assert final["rounds_completed"] == 2
     assert final["global_accuracy"] == report["rounds"][-1]["global_accuracy"]
