@@ -58,8 +58,11 @@ def read_raster(path: Path, spec: DatasetSpec) -> np.ndarray:
                         f"{spec.dtype}"
                     )
                 data: np.ndarray = src.read()
+                nodata = src.nodata
     except RasterioIOError as exc:
         raise RasterReadError(f"{path}: cannot be read as a raster ({exc})") from exc
+    if nodata is not None and bool(np.all(data == nodata)):
+        raise RasterReadError(f"{path}: every pixel is nodata ({nodata}): nothing to learn from")
     if data.shape[1:] != (spec.tile_size, spec.tile_size):
         raise BandMismatchError(
             f"{path}: tile is {data.shape[1]}x{data.shape[2]} px, expected "

@@ -117,3 +117,19 @@ def test_wrong_dtype_and_size_are_named(tmp_path: Path) -> None:
         d.write(np.zeros((13, 64, 32), np.uint16))
     with pytest.raises(BandMismatchError, match="64x32 px"):
         read_raster(path, MS)
+
+
+def test_all_nodata_tile_is_refused_but_partly_nodata_is_read(tmp_path: Path) -> None:
+    def write(path: Path, data: np.ndarray) -> Path:
+        with rasterio.open(
+            path, "w", driver="GTiff", width=64, height=64, count=13, dtype="uint16", nodata=0
+        ) as dst:
+            dst.write(data)
+        return path
+
+    empty = write(tmp_path / "empty.tif", np.zeros((13, 64, 64), np.uint16))
+    with pytest.raises(RasterReadError, match="every pixel is nodata"):
+        read_raster(empty, MS)
+    partial = np.zeros((13, 64, 64), np.uint16)
+    partial[:, :10, :10] = 500
+    assert read_raster(write(tmp_path / "partial.tif", partial), MS).max() == 500
