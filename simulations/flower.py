@@ -109,14 +109,14 @@ def stop_tree(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and any(_alive(p) for p in tree):
+        while time.monotonic() < deadline and any(is_alive(p) for p in tree):
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=0.1)
-        if not any(_alive(p) for p in tree):
+        if not any(is_alive(p) for p in tree):
             return
 
 
-def _alive(pid: int) -> bool:
+def is_alive(pid: int) -> bool:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
