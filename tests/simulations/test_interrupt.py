@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from simulations.flower import is_alive, descendants
+from simulations.flower import descendants, is_alive
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
