@@ -105,11 +105,12 @@ class FedKD(Strategy):
     def summary(self) -> None:
         log.info(
             "FedKD: codec %s, rule %s, fraction-train %.2f, %d reference tiles per round, "
-            "teacher mix %.2f",
+            "teacher mix %.2f -> %.2f",
             self.codec,
             self.rule,
             self.fraction_train,
             self.reference_per_round,
+            self.knowledge.mix_start,
             self.knowledge.teacher_mix,
         )
 
