@@ -124,6 +124,8 @@ class RunConfig:
             try:
                 if target is bool or (isinstance(value, bool) and target is not str):
                     raise TypeError
+                if target is int and isinstance(value, float) and not value.is_integer():
+                    raise ValueError  # 2.5 rounds is a mistake, not 2
                 kwargs[f.name] = target(value)
             except (TypeError, ValueError):
                 raise ConfigError(

@@ -27,6 +27,8 @@ def test_parses_kebab_case_and_converts_types() -> None:
     [
         ({"num-rundes": 3}, "unknown run-config keys: num-rundes"),
         ({"num-rounds": "many"}, "num-rounds='many' must be of type int"),
+        ({"num-rounds": 2.5}, "num-rounds=2.5 must be of type int"),
+        ({"num-clients": "2.5"}, "must be of type int"),
         ({"num-rounds": 0}, "num-rounds"),
         ({"teacher-mix": 1.5}, "teacher-mix"),
         ({"codec": "bf16"}, "unknown codec"),
