@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from torch import nn
 
+from clients.fedavg import local_fedavg, parse_fedavg
 from clients.instructions import parse_evaluate, parse_train
 from clients.reply import build_reply
-from clients.roles import profile
 from clients.student import local_round
 from common import keys
 from common.config import RunConfig
-from common.federation import load_federation
+from common.federation import Federation, load_federation
 from common.models import build_model
+from common.preinstalled import preinstalled_student
+from common.student_file import save_student
 from common.training import TrainSettings, accuracy
 
 STUDENT_STATE = "student"
+STUDENTS_DIR = "students"
 
 app = ClientApp()
 
@@ -30,28 +35,55 @@ def _identity(context: Context) -> tuple[RunConfig, int, str]:
     return cfg, partition_id, role
 
 
-def _load_student(context: Context, role: str, bands: int, classes: int) -> nn.Module | None:
+def student_path(out_dir: Path, role: str, partition_id: int) -> Path:
+    """Where a simulated client keeps the student it would deploy (one file per client)."""
+    return out_dir / STUDENTS_DIR / f"{role}-{partition_id:05d}.pt"
+
+
+def _student(context: Context, cfg: RunConfig, fed: Federation, role: str) -> nn.Module:
+    """The student in this client's state, else the pre-installed one (or a fresh one)."""
+    arch = cfg.arch_of(role)
     saved = context.state.get(STUDENT_STATE)
-    if not isinstance(saved, ArrayRecord):
-        return None
-    student = build_model(profile(role).student, bands, classes)
-    student.load_state_dict(saved.to_torch_state_dict())
-    return student
+    if isinstance(saved, ArrayRecord):
+        student = build_model(arch, fed.spec.num_bands, fed.num_classes)
+        student.load_state_dict(saved.to_torch_state_dict())
+        return student
+    if cfg.client_init == "pretrained":
+        return preinstalled_student(cfg, fed, arch)
+    return build_model(arch, fed.spec.num_bands, fed.num_classes)
+
+
+def _keep(
+    context: Context,
+    cfg: RunConfig,
+    fed: Federation,
+    student: nn.Module,
+    role: str,
+    partition_id: int,
+) -> None:
+    context.state[STUDENT_STATE] = ArrayRecord(student.state_dict())
+    if cfg.out_dir:
+        save_student(
+            student_path(Path(cfg.out_dir), role, partition_id),
+            student,
+            arch=cfg.arch_of(role),
+            role=role,
+            bands=fed.spec.band_names,
+            classes=fed.spec.classes,
+            stats=fed.stats,
+        )
 
 
 @app.train()
 def train(msg: Message, context: Context) -> Message:
     cfg, partition_id, role = _identity(context)
-    prof = profile(role)
-
+    if cfg.method == "fedavg":
+        return _train_fedavg(msg, cfg, partition_id, role)
     fed = load_federation(cfg)
     task = parse_train(msg, fed.num_classes, len(fed.partition.reference))
     fed = fed.with_stats(task.stats)
     train_split, holdout = fed.client_splits(partition_id, cfg.holdout_fraction, cfg.seed)
-
-    student = _load_student(context, role, fed.spec.num_bands, fed.num_classes) or build_model(
-        prof.student, fed.spec.num_bands, fed.num_classes
-    )
+    student = _student(context, cfg, fed, role)
     result = local_round(
         student,
         train_split,
@@ -59,15 +91,16 @@ def train(msg: Message, context: Context) -> Message:
         fed.reference_images(task.indices),
         task.targets,
         TrainSettings(
-            epochs=prof.local_epochs,
+            epochs=cfg.client_epochs,
             batch_size=cfg.batch_size,
-            learning_rate=prof.learning_rate,
+            learning_rate=cfg.client_lr,
             seed=cfg.seed * 1000 + task.server_round,
+            logit_adjust=True,
         ),
         temperature=task.temperature,
         kd_weight=task.kd_weight,
     )
-    context.state[STUDENT_STATE] = ArrayRecord(student.state_dict())
+    _keep(context, cfg, fed, student, role, partition_id)
     reply = build_reply(
         result.probs,
         task.indices,
@@ -78,26 +111,51 @@ def train(msg: Message, context: Context) -> Message:
             keys.NUM_EXAMPLES: result.num_examples,
             keys.TRAIN_LOSS: result.train_loss,
             keys.LOCAL_ACCURACY: result.local_accuracy,
+            keys.CLASS_COUNTS: torch.bincount(train_split.y, minlength=fed.num_classes).tolist(),
         },
         topk=task.topk,
     )
     return Message(reply, reply_to=msg)
 
 
+def _train_fedavg(msg: Message, cfg: RunConfig, partition_id: int, role: str) -> Message:
+    """The FedAvg baseline: weights in, weights out (only with ``method = "fedavg"``)."""
+    task = parse_fedavg(msg)
+    fed = load_federation(cfg).with_stats(task.stats)
+    train_split, _ = fed.client_splits(partition_id, cfg.holdout_fraction, cfg.seed)
+    model = build_model(cfg.student or "tiny", fed.spec.num_bands, fed.num_classes)
+    loss = local_fedavg(model, task, train_split, seed=cfg.seed * 1000 + task.server_round)
+    content = RecordDict(
+        {
+            keys.FEDAVG_ARRAYS: ArrayRecord(model.state_dict()),
+            keys.METRICS: MetricRecord(
+                {keys.NUM_EXAMPLES: len(train_split), keys.TRAIN_LOSS: loss}
+            ),
+            keys.INFO: ConfigRecord({keys.ROLE: role}),
+        }
+    )
+    return Message(content, reply_to=msg)
+
+
 @app.evaluate()
 def evaluate(msg: Message, context: Context) -> Message:
-    """Score the student this client would deploy on the common test split (simulation)."""
-    cfg, _, role = _identity(context)
+    """Score the student this client would deploy on the common test split and its own
+    held-out split (simulation)."""
+    cfg, partition_id, role = _identity(context)
     task = parse_evaluate(msg)
     fed = load_federation(cfg).with_stats(task.stats)
-    student = _load_student(context, role, fed.spec.num_bands, fed.num_classes)
     metrics: dict[str, int | float | list[int] | list[float]] = {keys.NUM_EXAMPLES: 0}
-    if student is not None:  # a client never sampled for training has no student to score
-        test = fed.split(fed.partition.test)
+    saved = context.state.get(STUDENT_STATE)
+    if isinstance(saved, ArrayRecord) or cfg.client_init == "pretrained":
+        student = _student(context, cfg, fed, role)
+        test = fed.test_split()
+        _, holdout = fed.client_splits(partition_id, cfg.holdout_fraction, cfg.seed)
         metrics = {
             keys.NUM_EXAMPLES: len(test),
             keys.TEST_ACCURACY: accuracy(student, test.x, test.y),
         }
+        if len(holdout):
+            metrics[keys.LOCAL_ACCURACY] = accuracy(student, holdout.x, holdout.y)
     content = RecordDict(
         {keys.METRICS: MetricRecord(metrics), keys.INFO: ConfigRecord({keys.ROLE: role})}
     )

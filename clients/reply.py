@@ -20,7 +20,7 @@ def build_reply(
     num_classes: int,
     codec: Codec,
     role: str,
-    metrics: dict[str, int | float],
+    metrics: dict[str, int | float | list[int]],
     topk: int = 3,
 ) -> RecordDict:
     """Encode predictions after checking they cover exactly the requested reference indices."""

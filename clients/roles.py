@@ -1,9 +1,10 @@
-"""Role profiles: which student and how much local work each kind of platform does."""
+"""Role profiles: which student each kind of platform trains."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from common.config import ROLE_STUDENTS
 from common.errors import ConfigError
 
 
@@ -11,14 +12,10 @@ from common.errors import ConfigError
 class RoleProfile:
     name: str
     student: str  # model zoo name
-    local_epochs: int
-    learning_rate: float = 3e-3
 
 
 PROFILES: dict[str, RoleProfile] = {
-    "satellite": RoleProfile("satellite", student="tiny", local_epochs=1),
-    "drone": RoleProfile("drone", student="small", local_epochs=1),
-    "ground-station": RoleProfile("ground-station", student="medium", local_epochs=1),
+    role: RoleProfile(role, student=arch) for role, arch in ROLE_STUDENTS.items()
 }
 
 

@@ -9,10 +9,17 @@ from typing import Any
 from common.bands import DATASETS
 from common.codec import Codec
 from common.errors import CodecError, ConfigError
+from common.models import ZOO
 from common.partition import SplitSpec
 
 ROLES = ("satellite", "drone", "ground-station")
-AGGREGATIONS = ("mean", "entropy-reduced", "trimmed-mean", "median")
+# Each platform's own student: what fits a payload computer, a companion board, a server.
+ROLE_STUDENTS = {"satellite": "tiny", "drone": "small", "ground-station": "medium"}
+AGGREGATIONS = ("mean", "class-weighted", "entropy-reduced", "trimmed-mean", "median")
+METHODS = ("fedkd", "fedavg")
+CLIENT_INITS = ("pretrained", "scratch")
+OPTIMIZERS = ("adam", "sgd")
+BATCH_NORM = ("train", "frozen")
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,17 @@ class RunConfig:
     evaluate_every: int = 0  # clients evaluate on the common test split every N rounds (0: off)
     metrics_address: str = "127.0.0.1:9464"
     metrics_linger: float = 10.0
+    method: str = "fedkd"  # fedkd, or the fedavg baseline (Flower's FedAvg, weights travel)
+    student: str = ""  # one zoo model on every client; empty: each role's own student
+    client_init: str = "pretrained"  # clients start from the ground's pre-installed student
+    preinstall_epochs: int = 4
+    client_lr: float = 0.001
+    client_epochs: int = 1
+    fedavg_optimizer: str = "adam"
+    fedavg_lr: float = 0.0001
+    fedavg_epochs: int = 1
+    fedavg_bn: str = "train"
+    test_dir: str = ""  # an external labelled folder to evaluate on instead of the test split
 
     def __post_init__(self) -> None:
         if self.dataset not in DATASETS:
@@ -63,6 +81,19 @@ class RunConfig:
         if self.aggregation not in AGGREGATIONS:
             raise ConfigError(
                 f"aggregation must be one of {', '.join(AGGREGATIONS)}, got {self.aggregation!r}"
+            )
+        choices = {
+            "method": (self.method, METHODS),
+            "client-init": (self.client_init, CLIENT_INITS),
+            "fedavg-optimizer": (self.fedavg_optimizer, OPTIMIZERS),
+            "fedavg-bn": (self.fedavg_bn, BATCH_NORM),
+        }
+        for key, (value, allowed) in choices.items():
+            if value not in allowed:
+                raise ConfigError(f"{key} must be one of {', '.join(allowed)}, got {value!r}")
+        if self.student and self.student not in ZOO:
+            raise ConfigError(
+                f"student must be one of {', '.join(ZOO)} or empty, got {self.student!r}"
             )
         for role in self.role_cycle:
             if role not in ROLES:
@@ -83,6 +114,11 @@ class RunConfig:
             "topk": self.topk >= 1,
             "trim": 0 < self.trim < 0.5,
             "global-pretrain-epochs": self.global_pretrain_epochs >= 0,
+            "preinstall-epochs": self.preinstall_epochs >= 1,
+            "client-lr": self.client_lr > 0,
+            "client-epochs": self.client_epochs >= 1,
+            "fedavg-lr": self.fedavg_lr > 0,
+            "fedavg-epochs": self.fedavg_epochs >= 1,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
@@ -106,6 +142,12 @@ class RunConfig:
             alpha=self.alpha,
             seed=self.seed,
         )
+
+    def arch_of(self, role: str) -> str:
+        """The student architecture a client of ``role`` trains."""
+        if role not in ROLE_STUDENTS:
+            raise ConfigError(f"unknown role {role!r}: choose one of {', '.join(ROLE_STUDENTS)}")
+        return self.student or ROLE_STUDENTS[role]
 
     def role_of(self, partition_id: int) -> str:
         return self.role_cycle[partition_id % len(self.role_cycle)]

@@ -39,6 +39,16 @@ class Federation:
     arrays: LabelledArrays
     partition: Partition
     stats: BandStats
+    external_test: LabelledArrays | None = None  # --test-dir: evaluate here instead
+
+    def test_split(self) -> Split:
+        """The evaluation split: the external test folder if one is set, else the internal one."""
+        if self.external_test is None:
+            return self.split(self.partition.test)
+        return Split(
+            x=self.stats.normalise(np.asarray(self.external_test.images)),
+            y=torch.from_numpy(np.asarray(self.external_test.labels, dtype=np.int64)),
+        )
 
     @property
     def num_classes(self) -> int:
@@ -79,4 +89,7 @@ def load_federation(cfg: RunConfig) -> Federation:
     arrays = load_folder(dataset_folder(cfg), spec)
     partition = make_partition(arrays.labels, cfg.split_spec())
     stats = BandStats.from_images(arrays.images[partition.archive])
-    return Federation(spec=spec, arrays=arrays, partition=partition, stats=stats)
+    external = load_folder(Path(cfg.test_dir), spec) if cfg.test_dir else None
+    return Federation(
+        spec=spec, arrays=arrays, partition=partition, stats=stats, external_test=external
+    )

@@ -15,6 +15,15 @@ CODEC = "codec"
 TOPK = "topk"  # k of the top-k codec
 NORM_MEAN = "norm-mean"
 NORM_STD = "norm-std"
+CLIENT_LR = "client-lr"
+CLIENT_EPOCHS = "client-epochs"
+
+# FedAvg baseline (train message: Flower's "arrays" + "config"; reply: "arrays" + METRICS)
+FEDAVG_ARRAYS = "arrays"
+FEDAVG_OPTIMIZER = "optimizer"
+FEDAVG_LR = "learning-rate"
+FEDAVG_EPOCHS = "local-epochs"
+FREEZE_BN = "freeze-bn"
 
 # Client -> server (train reply)
 PREDICTIONS = "predictions"  # ArrayRecord: encoded soft predictions on exactly INDICES
@@ -29,6 +38,7 @@ TEST_ACCURACY = "test-accuracy"
 NUM_EXAMPLES = "num-examples"
 TRAIN_LOSS = "train-loss"
 LOCAL_ACCURACY = "local-accuracy"
+CLASS_COUNTS = "class-counts"  # list[int]: the client's training tiles per class
 PAYLOAD_BYTES = "payload-bytes"
 
 # Keys inside INFO

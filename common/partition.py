@@ -64,24 +64,40 @@ def _stratified_take(
 def _dirichlet_shards(
     labels: np.ndarray, pool: np.ndarray, spec: SplitSpec, rng: np.random.Generator
 ) -> list[np.ndarray]:
+    """Equal-size shards whose label mix is drawn per client from Dirichlet(alpha).
+
+    Each client in turn draws class proportions q ~ Dir(alpha) and takes its share of tiles
+    class by class; a class that has run out is replaced by the remaining ones in proportion
+    to q. Small alpha gives clients that hold one or two classes; sizes stay balanced, so
+    every client has data even with a hundred clients and alpha 0.1.
+    """
     classes = np.unique(labels[pool])
-    min_size = min(spec.min_shard, len(pool) // spec.num_clients)
-    for _attempt in range(100):
-        buckets: list[list[int]] = [[] for _ in range(spec.num_clients)]
-        for c in classes:
-            members = rng.permutation(pool[labels[pool] == c])
-            props = rng.dirichlet(np.full(spec.num_clients, spec.alpha))
-            cuts = (np.cumsum(props)[:-1] * len(members)).astype(int)
-            for bucket, part in zip(buckets, np.split(members, cuts), strict=True):
-                bucket.extend(part.tolist())
-        if min(len(b) for b in buckets) >= min_size:
-            break
-    else:
+    stock = {int(c): list(rng.permutation(pool[labels[pool] == c])) for c in classes}
+    sizes = np.full(spec.num_clients, len(pool) // spec.num_clients)
+    sizes[: len(pool) % spec.num_clients] += 1
+    if sizes.min() < min(spec.min_shard, 1) or sizes.min() == 0:
         raise ConfigError(
-            f"could not draw {spec.num_clients} Dirichlet(alpha={spec.alpha}) shards of at least "
-            f"{min_size} samples from {len(pool)}: use fewer clients or a larger alpha"
+            f"{len(pool)} client tiles are too few for {spec.num_clients} clients: "
+            "use fewer clients"
         )
-    return [np.sort(np.asarray(b, dtype=np.int64)) for b in buckets]
+    shards: list[np.ndarray] = []
+    for size in sizes:
+        q = rng.dirichlet(np.full(len(classes), spec.alpha))
+        taken: list[int] = []
+        need = int(size)
+        while need > 0:
+            avail = np.array([len(stock[int(c)]) for c in classes], dtype=float)
+            weights = q * (avail > 0)
+            if weights.sum() <= 0:
+                weights = avail
+            counts = rng.multinomial(need, weights / weights.sum())
+            for c, k in zip(classes, counts, strict=True):
+                k = min(int(k), len(stock[int(c)]))
+                taken.extend(stock[int(c)][:k])
+                del stock[int(c)][:k]
+                need -= k
+        shards.append(np.sort(np.asarray(taken, dtype=np.int64)))
+    return shards
 
 
 def make_partition(labels: np.ndarray, spec: SplitSpec) -> Partition:

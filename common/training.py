@@ -21,6 +21,11 @@ class TrainSettings:
     weight_decay: float = 1e-4
     augment: bool = True
     seed: int = 0
+    freeze_bn: bool = False  # keep batch-norm statistics fixed (fine-tuning on skewed data)
+    # Balanced softmax on the labelled part: add log(label prior) to the logits, so a shard
+    # that holds two classes teaches what they look like without teaching that nothing else
+    # exists (logit calibration against label skew, as in FedLC).
+    logit_adjust: bool = False
 
 
 def augment_batch(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -94,24 +99,43 @@ def fit(
     gen = torch.Generator().manual_seed(settings.seed)
     opt = optimizer or make_optimizer(model, settings)
     offset, total_steps = schedule or (0, steps * settings.epochs)
+    log_prior: torch.Tensor | None = None
     global_step = offset
     model.train()
+    if settings.freeze_bn:
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.eval()
     last = float("nan")
     for _ in range(settings.epochs):
         ce_idx = _batches(n_ce, settings.batch_size, steps, gen) if has_ce else []
         kd_idx = _batches(n_kd, settings.batch_size, steps, gen) if has_kd else []
         total = 0.0
         for step in range(steps):
+            # One forward pass over the labelled and the soft batch together, so batch-norm
+            # statistics come from both (a client's labelled batch may hold a single class).
+            parts: list[torch.Tensor] = []
+            if has_ce and x is not None:
+                parts.append(x[ce_idx[step]])
+            if has_kd and x_soft is not None:
+                parts.append(x_soft[kd_idx[step]])
+            xb = torch.cat(parts) if len(parts) > 1 else parts[0]
+            xb = augment_batch(xb, gen) if settings.augment else xb
+            logits = model(xb)
             loss = torch.zeros(())
-            if has_ce and x is not None and y is not None:
-                xb = x[ce_idx[step]]
-                xb = augment_batch(xb, gen) if settings.augment else xb
-                loss = loss + F.cross_entropy(model(xb), y[ce_idx[step]])
-            if has_kd and x_soft is not None and soft_targets is not None:
-                xb = x_soft[kd_idx[step]]
-                xb = augment_batch(xb, gen) if settings.augment else xb
+            n_hard = 0
+            if has_ce and y is not None:
+                n_hard = len(ce_idx[step])
+                hard = logits[:n_hard]
+                if settings.logit_adjust:
+                    if log_prior is None:
+                        counts = torch.bincount(y, minlength=hard.shape[1]).float() + 0.5
+                        log_prior = torch.log(counts / counts.sum())
+                    hard = hard + log_prior
+                loss = loss + F.cross_entropy(hard, y[ce_idx[step]])
+            if has_kd and soft_targets is not None:
                 loss = loss + kd_weight * kd_loss(
-                    model(xb), soft_targets[kd_idx[step]], temperature
+                    logits[n_hard:], soft_targets[kd_idx[step]], temperature
                 )
             for group in opt.param_groups:
                 group["lr"] = one_cycle(global_step, total_steps, settings.learning_rate)

@@ -18,6 +18,7 @@ from common.errors import ConfigError
 
 class Rule(StrEnum):
     MEAN = "mean"
+    CLASS_WEIGHTED = "class-weighted"
     ENTROPY_REDUCED = "entropy-reduced"
     TRIMMED_MEAN = "trimmed-mean"
     MEDIAN = "median"
@@ -83,6 +84,28 @@ def weighted_mean(predictions: Sequence[np.ndarray], weights: Sequence[float]) -
     stacked = _stack(predictions)
     w = _weights(weights, len(stacked))
     return _normalise(np.tensordot(w, stacked, axes=1))
+
+
+def class_weighted_mean(
+    predictions: Sequence[np.ndarray], class_counts: Sequence[Sequence[float]]
+) -> np.ndarray:
+    """Per-class weighted mean: client k's vote on class c weighs by how many tiles of c it
+    holds, ``sum_k n_kc p_k[:, c] / sum_k n_kc``; rows renormalised.
+
+    Under label skew a client that never saw a class has no opinion on it worth averaging:
+    its student puts that class's mass on the classes it knows. Classes no replying client
+    holds fall back to the plain mean. Not robust (a client can claim large counts).
+    """
+    stacked = _stack(predictions)
+    m, _, num_classes = stacked.shape
+    counts = np.asarray(class_counts, dtype=np.float64)
+    if counts.shape != (m, num_classes):
+        raise ValueError(f"class counts have shape {counts.shape}, expected {(m, num_classes)}")
+    if not np.isfinite(counts).all() or np.any(counts < 0):
+        raise ValueError("class counts must be finite and non-negative")
+    totals = counts.sum(axis=0)
+    w = np.where(totals > 0, counts / np.where(totals > 0, totals, 1.0), 1.0 / m)  # (m, C)
+    return _normalise(np.einsum("kc,knc->nc", w, stacked))
 
 
 def sharpen(probs: np.ndarray, temperature: float) -> np.ndarray:
@@ -152,6 +175,7 @@ def aggregate(
     *,
     trim: float = 0.2,
     sharpen_temperature: float = 0.5,
+    class_counts: Sequence[Sequence[float]] | None = None,
 ) -> np.ndarray:
     """Aggregate client predictions with ``rule`` into one float32 (n, C) array.
 
@@ -161,6 +185,11 @@ def aggregate(
     rule = Rule.parse(str(rule))
     if rule is Rule.MEAN:
         return weighted_mean(predictions, weights)
+    if rule is Rule.CLASS_WEIGHTED:
+        _weights(weights, len(predictions))
+        if class_counts is None:
+            raise ValueError("the class-weighted rule needs every client's class counts")
+        return class_weighted_mean(predictions, class_counts)
     if rule is Rule.ENTROPY_REDUCED:
         return entropy_reduced(predictions, weights, sharpen_temperature)
     _weights(weights, len(predictions))

@@ -15,6 +15,7 @@ from common import keys
 from common.config import RunConfig
 from server import metrics
 from server.aggregation import Rule
+from server.fedavg import run_fedavg
 from server.ground import prepare
 from server.history import History
 from server.knowledge import Knowledge
@@ -38,6 +39,14 @@ def main(grid: Grid, context: Context) -> None:
     history = History(config=cfg.to_mapping(), out_dir=Path(cfg.out_dir) if cfg.out_dir else None)
     history.teacher_accuracy = ground.teacher_accuracy
     history.start_accuracy = ground.student_start_accuracy
+    if cfg.method == "fedavg":
+        exporter = metrics.serve(cfg.metrics_address)
+        try:
+            run_fedavg(grid, cfg, ground, history)
+        finally:
+            _stop_exporter(exporter, cfg.metrics_linger)
+        history.write()
+        return
     knowledge = Knowledge(
         ground.teacher_probs,
         cfg.teacher_mix,
@@ -95,13 +104,17 @@ def main(grid: Grid, context: Context) -> None:
             evaluate_fn=evaluate,
         )
     finally:
-        if exporter is not None:
-            # Stay up a few scrape intervals so Prometheus sees the final round.
-            time.sleep(cfg.metrics_linger)
-            exporter.stop()
+        _stop_exporter(exporter, cfg.metrics_linger)
     path = history.write()
     final = history.rounds[-1].global_accuracy if history.rounds else float("nan")
     log.info("run finished: global-student accuracy %.4f, report %s", final, path)
+
+
+def _stop_exporter(exporter: metrics.MetricsServer | None, linger: float) -> None:
+    if exporter is not None:
+        # Stay up a few scrape intervals so Prometheus sees the final round.
+        time.sleep(linger)
+        exporter.stop()
 
 
 def _configure_logging() -> None:

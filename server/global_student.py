@@ -20,9 +20,9 @@ from torch import nn
 
 from common.config import RunConfig
 from common.federation import Federation, Split
+from common.model_cache import load_or_train
 from common.models import build_model
 from common.training import TrainSettings, accuracy, fit, make_optimizer
-from server.model_cache import load_or_train
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ class GlobalStudent:
         )
         self.archive: Split = fed.split(fed.partition.archive)
         self.reference = fed.reference_images(np.arange(len(fed.partition.reference)))
-        self.test: Split = fed.split(fed.partition.test)
+        self.test: Split = fed.test_split()
         # One learning-rate schedule over pre-training and every round: the rounds continue
         # the pre-training instead of restarting it (a restart undoes what was learnt).
         bs = cfg.batch_size

@@ -17,6 +17,7 @@ from common.config import RunConfig
 from common.federation import Federation, load_federation
 from common.training import predict_proba
 from server.global_student import GlobalStudent
+from server.preinstall import preinstall
 from server.teacher import load_or_train_teacher
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ class GroundSegment:
     teacher_accuracy: float
     student: GlobalStudent
     student_start_accuracy: float
+    preinstalled_accuracy: dict[str, float]  # architecture -> test accuracy
 
 
 def prepare(cfg: RunConfig) -> GroundSegment:
@@ -40,4 +42,13 @@ def prepare(cfg: RunConfig) -> GroundSegment:
     teacher_probs = predict_proba(teacher, student.reference)
     start = student.pretrain(teacher_probs)
     log.info("global student starts at test accuracy %.4f", start)
-    return GroundSegment(fed, teacher, teacher_probs, teacher_accuracy, student, start)
+    preinstalled: dict[str, float] = {}
+    if cfg.client_init == "pretrained" or cfg.method == "fedavg":
+        archs = sorted({cfg.arch_of(role) for role in cfg.role_cycle})
+        if cfg.method == "fedavg":
+            archs = [cfg.student or "tiny"]
+        for arch in archs:
+            preinstalled[arch] = preinstall(cfg, fed, arch, teacher_probs)
+    return GroundSegment(
+        fed, teacher, teacher_probs, teacher_accuracy, student, start, preinstalled
+    )

@@ -25,6 +25,7 @@ class ClientReply:
     local_accuracy: float
     train_loss: float
     bytes_up: int
+    class_counts: tuple[int, ...] | None = None
 
 
 def parse_reply(message: Message, shape: tuple[int, int], codec: Codec) -> ClientReply:
@@ -57,6 +58,15 @@ def parse_reply(message: Message, shape: tuple[int, int], codec: Codec) -> Clien
             "metrics", f"num-examples must be a non-negative int, got {num_examples!r}"
         )
     acc, loss = _scalar(metrics, keys.LOCAL_ACCURACY), _scalar(metrics, keys.TRAIN_LOSS)
+    counts = metrics.get(keys.CLASS_COUNTS)
+    if counts is not None and (
+        not isinstance(counts, list)
+        or len(counts) != shape[1]
+        or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts)
+    ):
+        raise ReplyError(
+            "metrics", f"class-counts must be {shape[1]} non-negative ints, got {counts!r}"
+        )
     return ClientReply(
         node_id=message.metadata.src_node_id,
         role=str(role),
@@ -65,6 +75,7 @@ def parse_reply(message: Message, shape: tuple[int, int], codec: Codec) -> Clien
         local_accuracy=acc,
         train_loss=loss,
         bytes_up=preds.count_bytes(),
+        class_counts=tuple(int(c) for c in counts) if counts is not None else None,
     )
 
 

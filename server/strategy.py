@@ -186,9 +186,18 @@ class FedKD(Strategy):
         if not valid:
             log.warning("round %d: no valid replies, knowledge unchanged", server_round)
             return None, None
-        agg = aggregate(
-            self.rule, [r.probs for r in valid], [r.num_examples for r in valid], trim=self.trim
-        )
+        counts = [r.class_counts for r in valid]
+        if self.rule is Rule.CLASS_WEIGHTED and any(c is None for c in counts):
+            log.warning("round %d: a reply lacks class counts, using the plain mean", server_round)
+            agg = aggregate(Rule.MEAN, [r.probs for r in valid], [r.num_examples for r in valid])
+        else:
+            agg = aggregate(
+                self.rule,
+                [r.probs for r in valid],
+                [r.num_examples for r in valid],
+                trim=self.trim,
+                class_counts=[c for c in counts if c is not None],
+            )
         self.knowledge.update(self._indices, agg, server_round)
         record.teacher_agreement = self.knowledge.teacher_agreement()
         metrics = MetricRecord(

@@ -9,9 +9,9 @@ from torch import nn
 
 from common.config import RunConfig
 from common.federation import Federation
+from common.model_cache import load_or_train
 from common.models import build_model, count_parameters
 from common.training import TrainSettings, accuracy, fit
-from server.model_cache import load_or_train
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def load_or_train_teacher(cfg: RunConfig, fed: Federation) -> tuple[nn.Module, f
 
     model = build_model(TEACHER_ARCH, fed.spec.num_bands, fed.num_classes)
     recipe = {"arch": TEACHER_ARCH, **settings.__dict__}
-    test = fed.split(fed.partition.test)
+    test = fed.test_split()
     return load_or_train(
         "teacher", model, fed, recipe, train, lambda m: accuracy(m, test.x, test.y)
     )

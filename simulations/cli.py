@@ -10,7 +10,7 @@ from pathlib import Path
 
 from common.config import RunConfig
 from common.errors import SkydistillError
-from simulations import fetch
+from simulations import bench, fetch
 
 log = logging.getLogger("skydistill")
 
@@ -52,7 +52,7 @@ def _simulate_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     p.set_defaults(func=_run_simulate)
 
 
-def _parse_sets(items: list[str]) -> dict[str, str]:
+def parse_sets(items: list[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -67,7 +67,7 @@ def _run_simulate(args: argparse.Namespace) -> int:
 
     values: dict[str, object] = {
         **RunConfig().to_mapping(),
-        **_parse_sets(args.set),
+        **parse_sets(args.set),
         "num-clients": args.clients,
         "num-rounds": args.rounds,
         "alpha": args.alpha,
@@ -96,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _simulate_parser(sub)
     fetch.add_parser(sub)
+    bench.add_parser(sub)
     return parser
 
 

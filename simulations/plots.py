@@ -37,3 +37,62 @@ def plot_accuracy(report: dict[str, Any], path: Path) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+LABELS = {
+    "teacher": "(a) teacher",
+    "centralized": "(b) centralised tiny",
+    "fedavg": "(c) FedAvg, tiny",
+    "fedkd": "(d) FedKD, tiny",
+    "fedkd_hetero": "(e) FedKD, per-role students",
+}
+
+
+def plot_distill(run: dict[str, Any], out: Path) -> list[Path]:
+    """distill-accuracy.png (per round) and distill-bytes.png (against cumulative bytes)."""
+    methods = run["methods"]
+    tag = f"alpha {run['alpha']:g}, {run['clients']} clients"
+    stem = f"distill-a{run['alpha']:g}"
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for name, m in methods.items():
+        rounds = m["rounds"]
+        if len(rounds) == 1:
+            ax.axhline(
+                rounds[0],
+                ls=":",
+                color="grey" if name == "teacher" else "black",
+                label=f"{LABELS.get(name, name)} {rounds[0]:.3f}",
+            )
+        else:
+            ax.plot(range(1, len(rounds) + 1), rounds, "-", label=LABELS.get(name, name))
+    ax.set_xlabel("round")
+    ax.set_ylabel("test accuracy (global / server model)")
+    ax.set_title(f"Accuracy per round ({tag})")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    out.mkdir(parents=True, exist_ok=True)
+    per_round = out / f"{stem}-accuracy.png"
+    fig.savefig(per_round, dpi=120)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for name in ("fedavg", "fedkd", "fedkd_hetero"):
+        m = methods.get(name)
+        if not m or not m["rounds"]:
+            continue
+        n = len(m["rounds"])
+        per_round_bytes = m["bytes_total"] / n
+        xs = [per_round_bytes * (i + 1) / 1e6 for i in range(n)]
+        ax.plot(xs, m["rounds"], "o-", ms=3, label=LABELS.get(name, name))
+    ax.set_xscale("log")
+    ax.set_xlabel("cumulative bytes on the wire, up + down (MB, log scale)")
+    ax.set_ylabel("test accuracy (global / server model)")
+    ax.set_title(f"Accuracy against communication ({tag})")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    by_bytes = out / f"{stem}-bytes.png"
+    fig.savefig(by_bytes, dpi=120)
+    plt.close(fig)
+    return [per_round, by_bytes]

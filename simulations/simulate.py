@@ -70,47 +70,68 @@ def simulate(
     """Run one simulated federation and return its report (also in ``out/report.json``)."""
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    data = dataset_folder(cfg)
-    cfg = RunConfig.from_mapping(
-        {**cfg.to_mapping(), "data-dir": str(data.parent), "out-dir": str(out)}
-    )
+    cfg = with_paths(cfg, out)
     # Decode the tiles and train the teacher and global student (or find them cached) here,
     # once, before Flower and Ray start: the ServerApp then loads them from the cache.
     torch.set_num_threads(os.cpu_count() or 1)
     ground = prepare(cfg)
-    log.info("%d %s tiles in %s", len(ground.fed.arrays), cfg.dataset, data)
-    (out / REPORT_FILE).unlink(missing_ok=True)
+    log.info("%d %s tiles in %s", len(ground.fed.arrays), cfg.dataset, dataset_folder(cfg))
     home = out / "flwr-home"
+    with SuperLink(home) as link:
+        write_connection(home, link.address)
+        report = run_federation(
+            home, cfg, out, app_dir=app_dir, client_cpus=client_cpus, progress=progress
+        )
+    plot_accuracy(report, out / "accuracy.png")
+    return report
+
+
+def with_paths(cfg: RunConfig, out: Path) -> RunConfig:
+    """``cfg`` with absolute data and output folders (the SuperLink runs elsewhere)."""
+    return RunConfig.from_mapping(
+        {**cfg.to_mapping(), "data-dir": str(dataset_folder(cfg).parent), "out-dir": str(out)}
+    )
+
+
+def run_federation(
+    home: Path,
+    cfg: RunConfig,
+    out: Path,
+    *,
+    app_dir: Path = PROJECT_ROOT,
+    client_cpus: int = 1,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Submit one run to the SuperLink configured in ``home``, follow it, return its report."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / REPORT_FILE).unlink(missing_ok=True)
     run_config = write_run_config(cfg, out / "run-config.toml")
     federation = {
         "num-supernodes": cfg.num_clients,
         "client-resources-num-cpus": client_cpus,
         "init-args-num-cpus": os.cpu_count() or 1,
     }
-    with SuperLink(home) as link:
-        write_connection(home, link.address)
-        run_id = submit_run(home, app_dir, run_config, federation)
-        log.info("run %d submitted to %s; logs in %s", run_id, CONNECTION, out / "run.log")
-        logs = stream_logs(home, run_id, out / "run.log")
-        bar = tqdm(total=cfg.num_rounds, desc="rounds", unit="round", disable=not progress)
-        try:
+    run_id = submit_run(home, app_dir, run_config, federation)
+    log.info("run %d submitted to %s; logs in %s", run_id, CONNECTION, out / "run.log")
+    logs = stream_logs(home, run_id, out / "run.log")
+    bar = tqdm(total=cfg.num_rounds, desc="rounds", unit="round", disable=not progress)
+    try:
 
-            def tick() -> None:
-                done, acc = _rounds_done(out)
-                if done > bar.n:
-                    bar.update(done - bar.n)
-                    if acc is not None:
-                        bar.set_postfix(accuracy=f"{acc:.4f}")
+        def tick() -> None:
+            done, acc = _rounds_done(out)
+            if done > bar.n:
+                bar.update(done - bar.n)
+                if acc is not None:
+                    bar.set_postfix(accuracy=f"{acc:.4f}")
 
-            status = wait_for_run(
-                home, run_id, on_poll=tick, done=lambda: _rounds_done(out)[0] >= cfg.num_rounds
-            )
-            tick()
-        finally:
-            bar.close()
-            logs.terminate()
+        status = wait_for_run(
+            home, run_id, on_poll=tick, done=lambda: _rounds_done(out)[0] >= cfg.num_rounds
+        )
+        tick()
+    finally:
+        bar.close()
+        logs.terminate()
     if status != COMPLETED:
         raise FlowerError(f"run {run_id} ended with status {status!r}: see {out / 'run.log'}")
     report: dict[str, Any] = json.loads((out / REPORT_FILE).read_text())
-    plot_accuracy(report, out / "accuracy.png")
     return report

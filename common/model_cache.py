@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -32,6 +33,20 @@ def recipe_key(fed: Federation, recipe: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(full, sort_keys=True).encode()).hexdigest()[:20]
 
 
+def cache_path(name: str, fed: Federation, recipe: Mapping[str, Any]) -> Path:
+    return cache_dir() / f"{name}-{fed.spec.key}-{recipe_key(fed, recipe)}.pt"
+
+
+def load_cached(name: str, model: nn.Module, fed: Federation, recipe: Mapping[str, Any]) -> bool:
+    """Load cached weights into ``model``; False if there are none (or they are unreadable)."""
+    path = cache_path(name, fed, recipe)
+    try:
+        model.load_state_dict(torch.load(path, weights_only=True))
+    except (RuntimeError, OSError, EOFError):
+        return False
+    return True
+
+
 def load_or_train(
     name: str,
     model: nn.Module,
@@ -42,7 +57,7 @@ def load_or_train(
 ) -> tuple[nn.Module, float]:
     """``model`` with weights from the cache (or trained with ``train`` and cached) and its
     score from ``evaluate``, cached beside the weights so that later runs skip both."""
-    path = cache_dir() / f"{name}-{fed.spec.key}-{recipe_key(fed, recipe)}.pt"
+    path = cache_path(name, fed, recipe)
     score_path = path.with_suffix(".json")
     if path.is_file():
         try:

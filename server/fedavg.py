@@ -1,0 +1,128 @@
+"""The FedAvg baseline: Flower's own ``FedAvg`` strategy on one student architecture.
+
+Every client trains the same student and sends its weights back; the server averages them.
+It starts from the same pre-installed student the distillation clients start from (trained at
+the ground segment on the archive), so both methods use the same labelled data. The subclass
+only counts what travelled, so the report has the same fields as a distillation run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import FedAvg
+
+from common import keys
+from common.atomic import atomic_write
+from common.config import RunConfig
+from common.models import build_model
+from common.preinstalled import preinstalled_student
+from common.training import accuracy
+from server import metrics
+from server.ground import GroundSegment
+from server.history import History, RoundRecord
+
+log = logging.getLogger(__name__)
+
+GLOBAL_MODEL_FILE = "global-model.pt"
+
+
+class CountingFedAvg(FedAvg):
+    """Flower's ``FedAvg``, recording clients and bytes per round in a :class:`RoundRecord`."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.current: RoundRecord | None = None
+        self.round_started = 0.0
+
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        self.round_started = time.perf_counter()
+        messages = list(super().configure_train(server_round, arrays, config, grid))
+        self.current = RoundRecord(
+            round=server_round,
+            clients_selected=len(messages),
+            bytes_down=arrays.count_bytes() * len(messages),
+        )
+        return messages
+
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        replies = list(replies)
+        record = self.current or RoundRecord(round=server_round)
+        ok = [m for m in replies if not m.has_error()]
+        record.clients_ok = len(ok)
+        record.clients_failed = record.clients_selected - len(ok)
+        record.bytes_up = sum(
+            rec.count_bytes() for m in ok for rec in m.content.array_records.values()
+        )
+        self.current = record
+        return super().aggregate_train(server_round, replies)
+
+
+def run_fedavg(grid: Grid, cfg: RunConfig, ground: GroundSegment, history: History) -> None:
+    arch = cfg.student or "tiny"
+    fed = ground.fed
+    model = build_model(arch, fed.spec.num_bands, fed.num_classes)
+    model.load_state_dict(preinstalled_student(cfg, fed, arch).state_dict())
+    test = fed.test_split()
+    history.start_accuracy = accuracy(model, test.x, test.y)
+    strategy = CountingFedAvg(
+        fraction_train=cfg.fraction_train,
+        fraction_evaluate=0.0,
+        min_train_nodes=cfg.min_train_clients,
+        min_available_nodes=cfg.min_train_clients,
+        weighted_by_key=keys.NUM_EXAMPLES,
+    )
+
+    def evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
+        record = strategy.current
+        if server_round == 0 or record is None:
+            return None
+        previous = history.rounds[-1].global_accuracy if history.rounds else None
+        model.load_state_dict(arrays.to_torch_state_dict())
+        record.global_accuracy = accuracy(model, test.x, test.y)
+        record.seconds = time.perf_counter() - strategy.round_started
+        history.add(record)
+        metrics.observe_round(record, previous)
+        return MetricRecord({"accuracy": record.global_accuracy})
+
+    train_config = ConfigRecord(
+        {
+            keys.NORM_MEAN: list(fed.stats.mean),
+            keys.NORM_STD: list(fed.stats.std),
+            keys.FEDAVG_OPTIMIZER: cfg.fedavg_optimizer,
+            keys.FEDAVG_LR: cfg.fedavg_lr,
+            keys.FEDAVG_EPOCHS: cfg.fedavg_epochs,
+            keys.FREEZE_BN: int(cfg.fedavg_bn == "frozen"),
+        }
+    )
+    metrics.set_run_info("FedAvg", "weighted-mean", "fp32-weights", cfg.dataset)
+    log.info(
+        "FedAvg baseline: %s student, %s lr %g, %d local epochs, batch norm %s",
+        arch,
+        cfg.fedavg_optimizer,
+        cfg.fedavg_lr,
+        cfg.fedavg_epochs,
+        cfg.fedavg_bn,
+    )
+    result = strategy.start(
+        grid,
+        ArrayRecord(model.state_dict()),
+        num_rounds=cfg.num_rounds,
+        timeout=cfg.round_timeout,
+        train_config=train_config,
+        evaluate_fn=evaluate,
+    )
+    if cfg.out_dir:
+        state = result.arrays.to_torch_state_dict()
+        path = Path(cfg.out_dir) / GLOBAL_MODEL_FILE
+        atomic_write(path, lambda fh: torch.save(state, fh))

@@ -1,0 +1,65 @@
+"""Students pre-installed on every client before the federation starts.
+
+A satellite is launched, and a drone or a ground station commissioned, with a student the
+ground segment trained on its archive (cross-entropy on the labelled archive, distillation
+towards the teacher on the public reference tiles). Clients then improve it in the rounds.
+The FedAvg baseline starts from exactly the same model, so both methods use the same data.
+In simulation the students are cached on disk, keyed by the recipe, and each simulated client
+loads the one for its architecture; an agent loads its student file.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+from common.config import RunConfig
+from common.federation import Federation
+from common.model_cache import load_or_train
+from common.models import build_model
+from common.preinstalled import cache_name, recipe
+from common.training import TrainSettings, accuracy, fit
+
+log = logging.getLogger(__name__)
+
+
+def preinstall(cfg: RunConfig, fed: Federation, arch: str, teacher_probs: np.ndarray) -> float:
+    """Train (or find cached) the pre-installed ``arch`` student; return its test accuracy."""
+    settings = TrainSettings(
+        epochs=cfg.preinstall_epochs,
+        batch_size=cfg.batch_size,
+        learning_rate=cfg.learning_rate,
+        seed=cfg.seed,
+    )
+    archive = fed.split(fed.partition.archive)
+    reference = fed.reference_images(np.arange(len(fed.partition.reference)))
+    test = fed.test_split()
+
+    def train(model: nn.Module) -> None:
+        start = time.perf_counter()
+        fit(
+            model,
+            settings,
+            archive.x,
+            archive.y,
+            reference,
+            torch.from_numpy(teacher_probs),
+            temperature=cfg.temperature,
+        )
+        log.info("pre-installed %s student trained in %.0f s", arch, time.perf_counter() - start)
+
+    model = build_model(arch, fed.spec.num_bands, fed.num_classes)
+    _, score = load_or_train(
+        cache_name(arch),
+        model,
+        fed,
+        recipe(cfg, arch),
+        train,
+        lambda m: accuracy(m, test.x, test.y),
+    )
+    log.info("pre-installed %s student: test accuracy %.4f", arch, score)
+    return score

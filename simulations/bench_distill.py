@@ -1,0 +1,408 @@
+"""``skydistill bench distill``: federated distillation against FedAvg, side by side.
+
+On one partition and for one number of rounds, in one invocation:
+
+a. ``teacher``: the ground segment's teacher alone (trained on the archive);
+b. ``centralized``: a tiny student trained on the archive and every client's data pooled
+   (the upper bound a federation cannot have);
+c. ``fedavg``: Flower's own ``FedAvg`` with the tiny student on every client, starting from
+   the same pre-installed tiny student as (d), its optimiser, learning rate and batch-norm
+   handling chosen by a small search scored on the clients' pooled held-out splits;
+d. ``fedkd``: federated distillation with the tiny student on every client;
+e. ``fedkd_hetero``: federated distillation with each role's own student.
+
+(c), (d) and (e) run on Flower's simulation engine through a real SuperLink. Afterwards every
+client's deployable model (its own student for distillation, the global model for FedAvg) is
+scored on the common test set and on the client's own held-out split.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from clients.app import student_path
+from common.atomic import atomic_write
+from common.config import RunConfig
+from common.federation import Federation, Split
+from common.models import build_model, count_parameters
+from common.partition import split_holdout
+from common.preinstalled import preinstalled_student
+from common.student_file import load_student
+from common.training import TrainSettings, accuracy, fit
+from server.fedavg import GLOBAL_MODEL_FILE
+from server.ground import GroundSegment, prepare
+from simulations.flower import SuperLink, write_connection
+from simulations.simulate import run_federation, with_paths
+
+log = logging.getLogger(__name__)
+
+METHODS = ("teacher", "centralized", "fedavg", "fedkd", "fedkd_hetero")
+REPORT = "distill.json"
+
+
+@dataclass(frozen=True)
+class SearchPoint:
+    optimizer: str
+    learning_rate: float
+    batch_norm: str
+
+    def overrides(self) -> dict[str, Any]:
+        return {
+            "fedavg-optimizer": self.optimizer,
+            "fedavg-lr": self.learning_rate,
+            "fedavg-bn": self.batch_norm,
+        }
+
+
+# Small on purpose (each point is a Flower run), wide enough to find a stable setting under
+# label skew: plain and frozen batch-norm statistics, Adam and momentum SGD, three rates.
+SEARCH: tuple[SearchPoint, ...] = (
+    SearchPoint("adam", 1e-4, "train"),
+    SearchPoint("adam", 3e-4, "frozen"),
+    SearchPoint("adam", 1e-4, "frozen"),
+    SearchPoint("sgd", 3e-3, "frozen"),
+    SearchPoint("sgd", 1e-3, "train"),
+)
+
+
+@dataclass(frozen=True)
+class DistillBench:
+    clients: int = 100
+    alpha: float = 0.1
+    rounds: int = 30
+    seed: int = 42
+    test_dir: Path | None = None
+    out: Path = Path("bench/out")
+    search_rounds: int = 5
+    centralized_epochs: int = 10
+    base: RunConfig = field(default_factory=RunConfig)
+
+    def config(self, **overrides: Any) -> RunConfig:
+        values = {
+            **self.base.to_mapping(),
+            "num-clients": self.clients,
+            "alpha": self.alpha,
+            "num-rounds": self.rounds,
+            "seed": self.seed,
+            "test-dir": str(self.test_dir.resolve()) if self.test_dir else "",
+            "metrics-address": "",
+            "metrics-linger": 0.0,
+            "evaluate-every": 0,
+            **overrides,
+        }
+        return RunConfig.from_mapping(values)
+
+
+def bench_defaults() -> RunConfig:
+    """The run config the benchmark uses for every federated method."""
+    return RunConfig.from_mapping(
+        {
+            **RunConfig().to_mapping(),
+            "fraction-train": 0.1,
+            "reference-per-round": 500,
+            "aggregation": "class-weighted",
+            "codec": "int8",
+        }
+    )
+
+
+def _method(
+    final: float,
+    *,
+    rounds: list[float],
+    params: dict[str, int],
+    seconds: float,
+    clients: ClientScores | None = None,
+    bytes_total: int = 0,
+    client_rounds: int = 0,
+    **extra: Any,
+) -> dict[str, Any]:
+    return {
+        "final_accuracy": final,
+        "client_accuracy_mean": clients.mean if clients else None,
+        "client_local_accuracy_mean": clients.local_mean if clients else None,
+        "client_accuracy_by_role": clients.by_role if clients else {},
+        "params": params,
+        "bytes_per_client_round": bytes_total / client_rounds if client_rounds else 0,
+        "bytes_total": bytes_total,
+        "seconds": seconds,
+        "rounds": rounds,
+        **extra,
+    }
+
+
+@dataclass(frozen=True)
+class ClientScores:
+    mean: float
+    local_mean: float
+    by_role: dict[str, float]
+    local_by_role: dict[str, float]
+
+
+def score_clients(
+    cfg: RunConfig, fed: Federation, test: Split, model_of: Any, holdouts: list[Split]
+) -> ClientScores:
+    """Each client's deployable model on the common test set and on its own held-out split."""
+    common: dict[str, list[float]] = {}
+    local: dict[str, list[float]] = {}
+    cache: dict[int, float] = {}
+    for k in range(cfg.num_clients):
+        role = cfg.role_of(k)
+        model: nn.Module = model_of(k, role)
+        key = id(model)
+        if key not in cache:  # a shared model (FedAvg, never-trained clients) is scored once
+            cache[key] = accuracy(model, test.x, test.y)
+        common.setdefault(role, []).append(cache[key])
+        if len(holdouts[k]):
+            local.setdefault(role, []).append(accuracy(model, holdouts[k].x, holdouts[k].y))
+    every = [a for v in common.values() for a in v]
+    every_local = [a for v in local.values() for a in v]
+    return ClientScores(
+        mean=float(np.mean(every)),
+        local_mean=float(np.mean(every_local)) if every_local else math.nan,
+        by_role={r: float(np.mean(v)) for r, v in sorted(common.items())},
+        local_by_role={r: float(np.mean(v)) for r, v in sorted(local.items())},
+    )
+
+
+def _round_accuracies(report: dict[str, Any]) -> list[float]:
+    return [float(r["global_accuracy"]) for r in report["rounds"]]
+
+
+def _traffic(report: dict[str, Any]) -> tuple[int, int]:
+    rounds = report["rounds"]
+    total = sum(int(r["bytes_up"]) + int(r["bytes_down"]) for r in rounds)
+    return total, sum(int(r["clients_selected"]) for r in rounds)
+
+
+class Bench:
+    def __init__(self, bench: DistillBench) -> None:
+        self.bench = bench
+        self.out = bench.out.resolve()
+        self.work = self.out / f"distill-a{bench.alpha:g}-c{bench.clients}-s{bench.seed}"
+        self.cfg = with_paths(bench.config(), self.work)
+        torch.set_num_threads(os.cpu_count() or 1)
+        start = time.perf_counter()
+        self.ground: GroundSegment = prepare(self.cfg)
+        self.prepare_seconds = time.perf_counter() - start
+        self.fed = self.ground.fed
+        self.test = self.fed.test_split()
+        self.holdouts = [
+            self.fed.client_splits(k, self.cfg.holdout_fraction, self.cfg.seed)[1]
+            for k in range(self.cfg.num_clients)
+        ]
+
+    def teacher(self) -> dict[str, Any]:
+        teacher = self.ground.teacher
+        acc = accuracy(teacher, self.test.x, self.test.y)
+        return _method(
+            acc,
+            rounds=[acc],
+            params={"teacher": count_parameters(teacher)},
+            seconds=self.prepare_seconds,
+        )
+
+    def centralized(self) -> dict[str, Any]:
+        """The tiny student on the archive plus every client's training data, pooled."""
+        fed, cfg = self.fed, self.cfg
+        parts = [fed.partition.archive]
+        for k in range(cfg.num_clients):
+            parts.append(fed.partition.shards[k])
+        pooled = np.concatenate(parts)
+        holdout_ids = np.concatenate(
+            [
+                split_holdout(fed.partition.shards[k], cfg.holdout_fraction, cfg.seed, k)[1]
+                for k in range(cfg.num_clients)
+            ]
+        )
+        data = fed.split(np.setdiff1d(pooled, holdout_ids))
+        model = build_model("tiny", fed.spec.num_bands, fed.num_classes)
+        start = time.perf_counter()
+        fit(
+            model,
+            TrainSettings(
+                epochs=self.bench.centralized_epochs,
+                batch_size=cfg.batch_size,
+                learning_rate=cfg.learning_rate,
+                seed=cfg.seed,
+            ),
+            data.x,
+            data.y,
+        )
+        seconds = time.perf_counter() - start
+        acc = accuracy(model, self.test.x, self.test.y)
+        log.info("centralized tiny student on %d pooled tiles: %.4f", len(data), acc)
+        scores = score_clients(cfg, fed, self.test, lambda _k, _r: model, self.holdouts)
+        return _method(
+            acc,
+            rounds=[acc],
+            params={"tiny": count_parameters(model)},
+            seconds=seconds,
+            clients=scores,
+            train_tiles=len(data),
+        )
+
+    def federated(
+        self, link_home: Path, name: str, rounds: int | None = None, **overrides: Any
+    ) -> tuple[dict[str, Any], Path]:
+        out = self.work / name
+        cfg = with_paths(
+            self.bench.config(**overrides, **({"num-rounds": rounds} if rounds else {})), out
+        )
+        log.info("%s: %d rounds of %s", name, cfg.num_rounds, cfg.method)
+        start = time.perf_counter()
+        report = run_federation(link_home, cfg, out, progress=False)
+        return {"report": report, "seconds": time.perf_counter() - start, "cfg": cfg}, out
+
+    def fedavg(self, link_home: Path) -> dict[str, Any]:
+        cfg = self.cfg
+        search: list[dict[str, Any]] = []
+        for i, point in enumerate(SEARCH):
+            run, out = self.federated(
+                link_home,
+                f"fedavg-search-{i}",
+                rounds=self.bench.search_rounds,
+                method="fedavg",
+                student="tiny",
+                **point.overrides(),
+            )
+            model = self._global_model(out)
+            # Scored on the clients' held-out splits, never on the test set.
+            val = _pooled_accuracy(model, self.holdouts)
+            search.append({**point.__dict__, "validation_accuracy": val, "seconds": run["seconds"]})
+            log.info("FedAvg search %s: validation accuracy %.4f", point, val)
+        best = max(search, key=lambda s: s["validation_accuracy"])
+        chosen = SearchPoint(best["optimizer"], best["learning_rate"], best["batch_norm"])
+        run, out = self.federated(
+            link_home, "fedavg", method="fedavg", student="tiny", **chosen.overrides()
+        )
+        model = self._global_model(out)
+        scores = score_clients(cfg, self.fed, self.test, lambda _k, _r: model, self.holdouts)
+        total, client_rounds = _traffic(run["report"])
+        return _method(
+            accuracy(model, self.test.x, self.test.y),
+            rounds=_round_accuracies(run["report"]),
+            params={"tiny": count_parameters(model)},
+            seconds=run["seconds"],
+            clients=scores,
+            bytes_total=total,
+            client_rounds=client_rounds,
+            search={
+                "rounds": self.bench.search_rounds,
+                "scored_on": "clients' pooled held-out splits",
+                "points": search,
+                "chosen": chosen.__dict__,
+                "local_epochs": cfg.fedavg_epochs,
+            },
+        )
+
+    def fedkd(self, link_home: Path, name: str, student: str) -> dict[str, Any]:
+        run, out = self.federated(link_home, name, method="fedkd", student=student)
+        cfg: RunConfig = run["cfg"]
+        report = run["report"]
+        students: dict[int, nn.Module] = {}
+        shared: dict[str, nn.Module] = {}
+
+        def model_of(k: int, role: str) -> nn.Module:
+            path = student_path(out, role, k)
+            if path.is_file():
+                students[k] = load_student(path).build()
+                return students[k]
+            arch = cfg.arch_of(role)  # never sampled: deploys its pre-installed student
+            if arch not in shared:
+                shared[arch] = preinstalled_student(cfg, self.fed, arch)
+            return shared[arch]
+
+        scores = score_clients(cfg, self.fed, self.test, model_of, self.holdouts)
+        total, client_rounds = _traffic(report)
+        params = {
+            role: count_parameters(build_model(cfg.arch_of(role), 3, 10)) for role in cfg.role_cycle
+        }
+        params["global"] = count_parameters(self.ground.student.model)
+        return _method(
+            float(report["final"]["global_accuracy"]),
+            rounds=_round_accuracies(report),
+            params=params,
+            seconds=run["seconds"],
+            clients=scores,
+            bytes_total=total,
+            client_rounds=client_rounds,
+            clients_trained=len(students),
+            client_local_accuracy_by_role=scores.local_by_role,
+            aggregation=cfg.aggregation,
+            codec=cfg.codec,
+            reference_per_round=cfg.reference_per_round,
+        )
+
+    def _global_model(self, out: Path) -> nn.Module:
+        model = build_model("tiny", self.fed.spec.num_bands, self.fed.num_classes)
+        model.load_state_dict(torch.load(out / GLOBAL_MODEL_FILE, weights_only=True))
+        return model
+
+
+def _pooled_accuracy(model: nn.Module, splits: list[Split]) -> float:
+    xs = [s.x for s in splits if len(s)]
+    ys = [s.y for s in splits if len(s)]
+    return accuracy(model, torch.cat(xs), torch.cat(ys))
+
+
+def run_bench(bench: DistillBench) -> dict[str, Any]:
+    """Run every method once; merge the run into ``out/distill.json`` and return the run."""
+    started = time.perf_counter()
+    b = Bench(bench)
+    methods: dict[str, Any] = {"teacher": b.teacher(), "centralized": b.centralized()}
+    home = b.work / "flwr-home"
+    with SuperLink(home) as link:
+        write_connection(home, link.address)
+        methods["fedavg"] = b.fedavg(home)
+        methods["fedkd"] = b.fedkd(home, "fedkd", student="tiny")
+        methods["fedkd_hetero"] = b.fedkd(home, "fedkd_hetero", student="")
+    run = {
+        "alpha": bench.alpha,
+        "clients": bench.clients,
+        "rounds": bench.rounds,
+        "seed": bench.seed,
+        "test_set": str(bench.test_dir) if bench.test_dir else "internal",
+        "config": b.cfg.to_mapping(),
+        "wall_seconds": time.perf_counter() - started,
+        "methods": methods,
+    }
+    write_report(bench.out / REPORT, run)
+    return run
+
+
+def write_report(path: Path, run: dict[str, Any]) -> Path:
+    """Add ``run`` to the report, replacing an earlier run with the same settings."""
+    runs: list[dict[str, Any]] = []
+    if path.is_file():
+        try:
+            runs = list(json.loads(path.read_text()).get("runs", []))
+        except (OSError, ValueError):
+            log.warning("%s is unreadable: starting a new report", path)
+    same = ("alpha", "clients", "rounds", "seed", "test_set")
+    runs = [r for r in runs if any(r.get(k) != run[k] for k in same)] + [run]
+    runs.sort(key=lambda r: (str(r.get("test_set")), r.get("clients", 0), r.get("alpha", 0)))
+    text = json.dumps({"runs": _finite(runs)}, indent=2).encode()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write(path, lambda fh: fh.write(text))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
