@@ -86,6 +86,7 @@ class DistillBench:
     out: Path = Path("bench/out")
     search_rounds: int = 5
     centralized_epochs: int = 10
+    search: tuple[SearchPoint, ...] = SEARCH
     base: RunConfig = field(default_factory=RunConfig)
 
     def config(self, **overrides: Any) -> RunConfig:
@@ -268,7 +269,7 @@ class Bench:
     def fedavg(self, link_home: Path) -> dict[str, Any]:
         cfg = self.cfg
         search: list[dict[str, Any]] = []
-        for i, point in enumerate(SEARCH):
+        for i, point in enumerate(self.bench.search):
             run, out = self.federated(
                 link_home,
                 f"fedavg-search-{i}",

@@ -35,6 +35,11 @@ def test_parses_kebab_case_and_converts_types() -> None:
         ({"dataset": "sar"}, "dataset must be one of"),
         ({"roles": "satellite,balloon"}, "unknown role 'balloon'"),
         ({"reference-fraction": 0.6, "test-fraction": 0.6}, "fractions"),
+        ({"method": "fedprox"}, "method must be one of fedkd, fedavg"),
+        ({"student": "huge"}, "student must be one of"),
+        ({"client-init": "random"}, "client-init must be one of"),
+        ({"fedavg-bn": "off"}, "fedavg-bn must be one of"),
+        ({"aggregation": "max"}, "aggregation must be one of"),
     ],
 )
 def test_bad_values_are_named(values: dict[str, object], message: str) -> None:
@@ -45,3 +50,11 @@ def test_bad_values_are_named(values: dict[str, object], message: str) -> None:
 def test_roles_cycle_over_partitions() -> None:
     cfg = RunConfig(roles="satellite,drone")
     assert [cfg.role_of(i) for i in range(4)] == ["satellite", "drone", "satellite", "drone"]
+
+
+def test_each_role_has_its_own_student_unless_one_is_forced() -> None:
+    assert RunConfig().arch_of("satellite") == "tiny"
+    assert RunConfig().arch_of("ground-station") == "medium"
+    assert RunConfig(student="tiny").arch_of("ground-station") == "tiny"
+    with pytest.raises(ConfigError, match="unknown role 'balloon'"):
+        RunConfig().arch_of("balloon")

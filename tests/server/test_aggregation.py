@@ -262,3 +262,39 @@ def test_every_rule_returns_valid_rows(
     assert np.isfinite(out).all()
     assert out.min() >= 0 and out.max() <= 1 + 1e-6
     np.testing.assert_allclose(out.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_class_weighted_mean_lets_the_holders_of_a_class_decide_it() -> None:
+    # Client a holds only class 0, client b only class 1; on a tile of class 1, a (which never
+    # saw class 1) puts its mass on class 0 and b on class 1.
+    a = np.array([[0.9, 0.1]], np.float32)
+    b = np.array([[0.2, 0.8]], np.float32)
+    out = aggregate(Rule.CLASS_WEIGHTED, [a, b], [10, 10], class_counts=[[10, 0], [0, 10]])
+    # class 0 is decided by a (0.9), class 1 by b (0.8), then the row is renormalised.
+    np.testing.assert_allclose(out, [[0.9 / 1.7, 0.8 / 1.7]], rtol=1e-6)
+    plain = aggregate(Rule.MEAN, [a, b], [10, 10])
+    assert out[0, 1] > plain[0, 1]
+
+
+def test_class_weighted_mean_edge_cases() -> None:
+    p = np.array([[0.2, 0.3, 0.5], [0.6, 0.2, 0.2]], np.float32)
+    # single client and identical replies are fixed points
+    np.testing.assert_allclose(
+        aggregate(Rule.CLASS_WEIGHTED, [p], [4], class_counts=[[1, 2, 1]]), p, rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        aggregate(Rule.CLASS_WEIGHTED, [p, p], [4, 4], class_counts=[[1, 0, 3], [0, 5, 0]]),
+        p,
+        rtol=1e-6,
+    )
+    # a class nobody holds falls back to the plain mean; a tie stays a tie
+    a = np.array([[0.5, 0.5, 0.0]], np.float32)
+    b = np.array([[0.5, 0.0, 0.5]], np.float32)
+    out = aggregate(Rule.CLASS_WEIGHTED, [a, b], [1, 1], class_counts=[[3, 0, 0], [3, 0, 0]])
+    np.testing.assert_allclose(out, [[0.5, 0.25, 0.25]], rtol=1e-6)
+    with pytest.raises(ValueError, match="class counts"):
+        aggregate(Rule.CLASS_WEIGHTED, [a, b], [1, 1], class_counts=[[1, 0, 0]])
+    with pytest.raises(ValueError, match="class counts"):
+        aggregate(Rule.CLASS_WEIGHTED, [a, b], [1, 1])
+    with pytest.raises(ValueError, match="non-negative"):
+        aggregate(Rule.CLASS_WEIGHTED, [a, b], [1, 1], class_counts=[[1, -1, 0], [1, 0, 0]])

@@ -1,0 +1,94 @@
+"""Integration: ``bench distill`` end to end on fixture data, through a real SuperLink."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from common.config import RunConfig
+from common.settings import PROJECT_ROOT
+from simulations.bench_distill import (
+    SEARCH,
+    DistillBench,
+    bench_defaults,
+    run_bench,
+    write_report,
+)
+from simulations.bench_docs import render_docs
+from simulations.plots import plot_distill
+
+CHECK = PROJECT_ROOT.parent / "shared" / "tools" / "check_report.py"
+
+
+def test_bench_distill_writes_a_valid_report_plots_and_docs(
+    fixture_data: Path, tmp_path: Path
+) -> None:
+    base = RunConfig.from_mapping(
+        {
+            **bench_defaults().to_mapping(),
+            "data-dir": str(fixture_data),
+            "teacher-epochs": 1,
+            "preinstall-epochs": 1,
+            "global-pretrain-epochs": 1,
+            "reference-per-round": 6,
+            "fraction-train": 0.5,
+        }
+    )
+    out = tmp_path / "out"
+    bench = DistillBench(
+        clients=4,
+        alpha=0.5,
+        rounds=2,
+        out=out,
+        search_rounds=1,
+        centralized_epochs=1,
+        search=SEARCH[:2],
+        base=base,
+    )
+    run = run_bench(bench)
+    report = json.loads((out / "distill.json").read_text())
+    assert report["runs"] == [json.loads(json.dumps(run))]
+    methods = run["methods"]
+    assert set(methods) == {"teacher", "centralized", "fedavg", "fedkd", "fedkd_hetero"}
+    for name in ("fedavg", "fedkd", "fedkd_hetero"):
+        assert len(methods[name]["rounds"]) == 2
+        assert methods[name]["bytes_total"] > 0
+    # Weights travel in FedAvg, soft predictions on 6 tiles in distillation.
+    assert methods["fedavg"]["bytes_per_client_round"] > 20 * methods["fedkd"][
+        "bytes_per_client_round"
+    ]
+    assert set(methods["fedkd_hetero"]["client_accuracy_by_role"]) == {
+        "satellite",
+        "drone",
+        "ground-station",
+    }
+    assert methods["fedkd"]["params"]["drone"] == methods["fedkd"]["params"]["satellite"]
+    assert methods["fedkd_hetero"]["params"]["drone"] > methods["fedkd"]["params"]["drone"]
+    assert len(methods["fedavg"]["search"]["points"]) == 2
+    # Each trained client left a student file that alone is enough to use it.
+    assert list((out / "distill-a0.5-c4-s42" / "fedkd_hetero" / "students").glob("*.pt"))
+
+    plots = plot_distill(run, out)
+    assert all(p.stat().st_size > 1000 for p in plots)
+    docs = render_docs(out, tmp_path / "docs" / "benchmarks.md")
+    text = docs.read_text()
+    assert "| (d) FedKD, tiny |" in text and "FedAvg search" in text
+    assert (tmp_path / "docs" / "img" / "distill-a0.5-accuracy.png").is_file()
+    if CHECK.is_file():
+        done = subprocess.run(
+            [sys.executable, str(CHECK), str(out / "distill.json")], capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+
+
+
+def test_report_keeps_other_runs_and_replaces_the_same_settings(tmp_path: Path) -> None:
+    path = tmp_path / "distill.json"
+    base = {"clients": 100, "rounds": 30, "seed": 42, "test_set": "internal", "methods": {}}
+    write_report(path, {**base, "alpha": 0.1, "wall_seconds": 1.0})
+    write_report(path, {**base, "alpha": 0.5, "wall_seconds": 2.0})
+    write_report(path, {**base, "alpha": 0.1, "wall_seconds": 3.0})
+    runs = json.loads(path.read_text())["runs"]
+    assert [(r["alpha"], r["wall_seconds"]) for r in runs] == [(0.1, 3.0), (0.5, 2.0)]
