@@ -96,6 +96,7 @@ def train(msg: Message, context: Context) -> Message:
             learning_rate=cfg.client_lr,
             seed=cfg.seed * 1000 + task.server_round,
             logit_adjust=True,
+            freeze_bn=cfg.client_bn == "frozen",
         ),
         temperature=task.temperature,
         kd_weight=task.kd_weight,

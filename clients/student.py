@@ -6,6 +6,7 @@ array that leaves is the prediction on exactly the requested reference indices.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,6 +38,9 @@ def local_round(
     """CE on the private shard + kd_weight * T^2 KL(targets || student) on the reference tiles."""
     if len(reference) != len(targets):
         raise ValueError(f"{len(reference)} reference tiles but {len(targets)} targets")
+    # The reference targets set the number of steps; the private shard (often a few dozen
+    # tiles of one or two classes) is seen once per epoch, not once per step's full batch.
+    steps = max(1, math.ceil(max(len(reference), len(train)) / settings.batch_size))
     loss = fit(
         student,
         settings,
@@ -46,6 +50,7 @@ def local_round(
         torch.from_numpy(targets),
         temperature=temperature,
         kd_weight=kd_weight,
+        hard_batch_size=max(1, math.ceil(len(train) / steps)),
     )
     probs = predict_proba(student, reference)
     return LocalResult(

@@ -63,8 +63,9 @@ class RunConfig:
     student: str = ""  # one zoo model on every client; empty: each role's own student
     client_init: str = "pretrained"  # clients start from the ground's pre-installed student
     preinstall_epochs: int = 4
-    client_lr: float = 0.001
+    client_lr: float = 0.0003
     client_epochs: int = 1
+    client_bn: str = "frozen"  # keep the pre-installed student's batch-norm statistics
     fedavg_optimizer: str = "adam"
     fedavg_lr: float = 0.0001
     fedavg_epochs: int = 1
@@ -87,6 +88,7 @@ class RunConfig:
             "client-init": (self.client_init, CLIENT_INITS),
             "fedavg-optimizer": (self.fedavg_optimizer, OPTIMIZERS),
             "fedavg-bn": (self.fedavg_bn, BATCH_NORM),
+            "client-bn": (self.client_bn, BATCH_NORM),
         }
         for key, (value, allowed) in choices.items():
             if value not in allowed:

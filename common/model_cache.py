@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import pickle
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,7 @@ def load_cached(name: str, model: nn.Module, fed: Federation, recipe: Mapping[st
     path = cache_path(name, fed, recipe)
     try:
         model.load_state_dict(torch.load(path, weights_only=True))
-    except (RuntimeError, OSError, EOFError):
+    except (RuntimeError, OSError, EOFError, pickle.UnpicklingError):
         return False
     return True
 
@@ -69,7 +70,7 @@ def load_or_train(
                 score = evaluate(model)
                 atomic_write(score_path, lambda fh: fh.write(json.dumps({"score": score}).encode()))
                 return model, score
-        except (RuntimeError, OSError, EOFError) as exc:
+        except (RuntimeError, OSError, EOFError, pickle.UnpicklingError) as exc:
             log.warning("%s cache %s is unreadable (%s): training again", name, path, exc)
     train(model)
     state = model.state_dict()

@@ -3,6 +3,7 @@ the normalisation statistics it was trained with. A student file alone is enough
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,7 +62,7 @@ def save_student(
 def load_student(path: Path) -> StudentFile:
     try:
         blob = torch.load(path, weights_only=True)
-    except (OSError, RuntimeError, EOFError) as exc:
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
         raise ConfigError(f"cannot read student file {path}: {exc}") from exc
     if not isinstance(blob, dict) or blob.get("format_version") != FORMAT_VERSION:
         raise ConfigError(

@@ -79,11 +79,14 @@ def fit(
     steps_per_epoch: int | None = None,
     schedule: tuple[int, int] | None = None,
     optimizer: torch.optim.Optimizer | None = None,
+    hard_batch_size: int | None = None,
 ) -> float:
     """Cross-entropy on (x, y) plus ``kd_weight`` * T^2 KL towards ``soft_targets`` on ``x_soft``.
 
     Either part may be absent. Each step takes one batch from each present part; an epoch is
-    as many steps as the larger part needs, unless ``steps_per_epoch`` says otherwise.
+    as many steps as the larger part needs, unless ``steps_per_epoch`` says otherwise;
+    ``hard_batch_size`` sets the labelled part's batch on its own (e.g. one pass over a small
+    private shard per epoch while the soft part sets the number of steps).
     The learning rate follows :func:`one_cycle` over this call's steps, or, with
     ``schedule=(offset, total)``, over a longer run of which this call is steps
     ``offset .. offset + epochs * steps`` (training continued across rounds). Pass the same
@@ -96,6 +99,7 @@ def fit(
     n_ce = len(x) if has_ce and x is not None else 0
     n_kd = len(x_soft) if has_kd and x_soft is not None else 0
     steps = steps_per_epoch or math.ceil(max(n_ce, n_kd) / settings.batch_size)
+    ce_batch = hard_batch_size or settings.batch_size
     gen = torch.Generator().manual_seed(settings.seed)
     opt = optimizer or make_optimizer(model, settings)
     offset, total_steps = schedule or (0, steps * settings.epochs)
@@ -108,7 +112,7 @@ def fit(
                 module.eval()
     last = float("nan")
     for _ in range(settings.epochs):
-        ce_idx = _batches(n_ce, settings.batch_size, steps, gen) if has_ce else []
+        ce_idx = _batches(n_ce, ce_batch, steps, gen) if has_ce else []
         kd_idx = _batches(n_kd, settings.batch_size, steps, gen) if has_kd else []
         total = 0.0
         for step in range(steps):

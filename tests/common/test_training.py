@@ -10,8 +10,7 @@ def _skewed(n: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(0)
     x = torch.randn(n, 3, 16, 16, generator=g)
     y = torch.zeros(n, dtype=torch.long)
-    y[: n // 8] = 1  # a shard that is 7/8 class 0
-    x[y == 1] += 1.0
+    y[: n // 8] = 1  # a shard that is 7/8 class 0 (and pure noise)
     return x, y
 
 
@@ -27,16 +26,18 @@ def test_frozen_batch_norm_keeps_the_running_statistics() -> None:
 
 
 def test_logit_adjustment_removes_the_shards_label_prior() -> None:
-    x, y = _skewed()
+    _, y = _skewed()
+    x = torch.zeros(len(y), 3, 16, 16)  # identical tiles: only the label prior can be learnt
 
     def mean_prob_of_majority(adjust: bool) -> float:
         torch.manual_seed(0)
         model = build_model("tiny", 3, 2)
         settings = TrainSettings(
-            epochs=8, batch_size=16, learning_rate=3e-3, logit_adjust=adjust, augment=False
+            epochs=30, batch_size=16, learning_rate=0.05, logit_adjust=adjust, augment=False
         )
         fit(model, settings, x, y)
         return float(predict_proba(model, x)[:, 0].mean())
 
-    # Plain cross-entropy learns the 7:1 prior; balanced softmax predicts less of it.
-    assert mean_prob_of_majority(True) < mean_prob_of_majority(False) - 0.05
+    # Plain cross-entropy learns the 7:1 prior; balanced softmax stays near even odds.
+    assert mean_prob_of_majority(False) > 0.75
+    assert abs(mean_prob_of_majority(True) - 0.5) < 0.15

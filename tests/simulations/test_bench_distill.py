@@ -56,9 +56,10 @@ def test_bench_distill_writes_a_valid_report_plots_and_docs(
         assert len(methods[name]["rounds"]) == 2
         assert methods[name]["bytes_total"] > 0
     # Weights travel in FedAvg, soft predictions on 6 tiles in distillation.
-    assert methods["fedavg"]["bytes_per_client_round"] > 20 * methods["fedkd"][
-        "bytes_per_client_round"
-    ]
+    assert (
+        methods["fedavg"]["bytes_per_client_round"]
+        > 20 * methods["fedkd"]["bytes_per_client_round"]
+    )
     assert set(methods["fedkd_hetero"]["client_accuracy_by_role"]) == {
         "satellite",
         "drone",
@@ -81,7 +82,6 @@ def test_bench_distill_writes_a_valid_report_plots_and_docs(
             [sys.executable, str(CHECK), str(out / "distill.json")], capture_output=True, text=True
         )
         assert done.returncode == 0, done.stdout + done.stderr
-
 
 
 def test_report_keeps_other_runs_and_replaces_the_same_settings(tmp_path: Path) -> None:
