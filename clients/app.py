@@ -18,7 +18,7 @@ from common.config import RunConfig
 from common.federation import Federation, load_federation
 from common.models import build_model
 from common.preinstalled import preinstalled_student
-from common.student_file import save_student
+from common.student_file import load_student, save_student
 from common.training import TrainSettings, accuracy
 
 STUDENT_STATE = "student"
@@ -35,19 +35,54 @@ def _identity(context: Context) -> tuple[RunConfig, int, str]:
     return cfg, partition_id, role
 
 
-def student_path(out_dir: Path, role: str, partition_id: int) -> Path:
-    """Where a simulated client keeps the student it would deploy (one file per client)."""
-    return out_dir / STUDENTS_DIR / f"{role}-{partition_id:05d}.pt"
+def student_path(out_dir: Path, role: str, partition_id: int, server_round: int) -> Path:
+    """Where a simulated client keeps the student it trained in ``server_round``."""
+    return out_dir / STUDENTS_DIR / f"{role}-{partition_id:05d}-r{server_round:05d}.pt"
 
 
-def _student(context: Context, cfg: RunConfig, fed: Federation, role: str) -> nn.Module:
-    """The student in this client's state, else the pre-installed one (or a fresh one)."""
+def saved_students(out_dir: Path, role: str, partition_id: int) -> list[tuple[int, Path]]:
+    """(round, path) of a client's saved students, oldest first."""
+    found = []
+    for path in (out_dir / STUDENTS_DIR).glob(f"{role}-{partition_id:05d}-r*.pt"):
+        try:
+            found.append((int(path.stem.rsplit("-r", 1)[1]), path))
+        except ValueError:
+            continue
+    return sorted(found)
+
+
+def latest_student(
+    out_dir: Path, role: str, partition_id: int, before_round: int | None = None
+) -> Path | None:
+    """The newest saved student (trained before ``before_round``, if given), or None."""
+    found = [
+        p
+        for r, p in saved_students(out_dir, role, partition_id)
+        if before_round is None or r < before_round
+    ]
+    return found[-1] if found else None
+
+
+def _student(
+    context: Context,
+    cfg: RunConfig,
+    fed: Federation,
+    role: str,
+    partition_id: int,
+    server_round: int | None = None,
+) -> nn.Module:
+    """The student in this client's state; after a server restart (``resume``) the one it
+    saved before this round; else the pre-installed one (or a fresh one)."""
     arch = cfg.arch_of(role)
     saved = context.state.get(STUDENT_STATE)
     if isinstance(saved, ArrayRecord):
         student = build_model(arch, fed.spec.num_bands, fed.num_classes)
         student.load_state_dict(saved.to_torch_state_dict())
         return student
+    if cfg.resume and cfg.out_dir:
+        path = latest_student(Path(cfg.out_dir), role, partition_id, server_round)
+        if path is not None:
+            return load_student(path).build()
     if cfg.client_init == "pretrained":
         return preinstalled_student(cfg, fed, arch)
     return build_model(arch, fed.spec.num_bands, fed.num_classes)
@@ -60,11 +95,13 @@ def _keep(
     student: nn.Module,
     role: str,
     partition_id: int,
+    server_round: int,
 ) -> None:
     context.state[STUDENT_STATE] = ArrayRecord(student.state_dict())
     if cfg.out_dir:
+        out = Path(cfg.out_dir)
         save_student(
-            student_path(Path(cfg.out_dir), role, partition_id),
+            student_path(out, role, partition_id, server_round),
             student,
             arch=cfg.arch_of(role),
             role=role,
@@ -72,6 +109,9 @@ def _keep(
             classes=fed.spec.classes,
             stats=fed.stats,
         )
+        # Keep the two newest: after a crash the server may redo the round just saved.
+        for _, old in saved_students(out, role, partition_id)[:-2]:
+            old.unlink(missing_ok=True)
 
 
 @app.train()
@@ -83,7 +123,7 @@ def train(msg: Message, context: Context) -> Message:
     task = parse_train(msg, fed.num_classes, len(fed.partition.reference))
     fed = fed.with_stats(task.stats)
     train_split, holdout = fed.client_splits(partition_id, cfg.holdout_fraction, cfg.seed)
-    student = _student(context, cfg, fed, role)
+    student = _student(context, cfg, fed, role, partition_id, task.server_round)
     result = local_round(
         student,
         train_split,
@@ -101,7 +141,7 @@ def train(msg: Message, context: Context) -> Message:
         temperature=task.temperature,
         kd_weight=task.kd_weight,
     )
-    _keep(context, cfg, fed, student, role, partition_id)
+    _keep(context, cfg, fed, student, role, partition_id, task.server_round)
     reply = build_reply(
         result.probs,
         task.indices,
@@ -148,7 +188,7 @@ def evaluate(msg: Message, context: Context) -> Message:
     metrics: dict[str, int | float | list[int] | list[float]] = {keys.NUM_EXAMPLES: 0}
     saved = context.state.get(STUDENT_STATE)
     if isinstance(saved, ArrayRecord) or cfg.client_init == "pretrained":
-        student = _student(context, cfg, fed, role)
+        student = _student(context, cfg, fed, role, partition_id)
         test = fed.test_split()
         _, holdout = fed.client_splits(partition_id, cfg.holdout_fraction, cfg.seed)
         metrics = {

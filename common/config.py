@@ -71,6 +71,7 @@ class RunConfig:
     fedavg_epochs: int = 1
     fedavg_bn: str = "train"
     test_dir: str = ""  # an external labelled folder to evaluate on instead of the test split
+    resume: int = 0  # 1: continue from out-dir/checkpoint.pt (skydistill simulate --resume)
 
     def __post_init__(self) -> None:
         if self.dataset not in DATASETS:
@@ -121,6 +122,7 @@ class RunConfig:
             "client-epochs": self.client_epochs >= 1,
             "fedavg-lr": self.fedavg_lr > 0,
             "fedavg-epochs": self.fedavg_epochs >= 1,
+            "resume": self.resume in (0, 1),
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:

@@ -15,6 +15,7 @@ from common import keys
 from common.config import RunConfig
 from server import metrics
 from server.aggregation import Rule
+from server.checkpoint import load_checkpoint, restore, snapshot
 from server.fedavg import run_fedavg
 from server.ground import prepare
 from server.history import History
@@ -68,14 +69,30 @@ def main(grid: Grid, context: Context) -> None:
         num_rounds=cfg.num_rounds,
     )
 
+    out_dir = Path(cfg.out_dir) if cfg.out_dir else None
+    checkpoint = load_checkpoint(out_dir) if cfg.resume and out_dir else None
+    if checkpoint is not None:
+        checkpoint.check_matches(cfg, ground.fed)
+        restore(checkpoint, strategy, student, history)
+    remaining = cfg.num_rounds - strategy.round_offset
+    if remaining <= 0:
+        log.info("all %d rounds were already completed: nothing to resume", cfg.num_rounds)
+        history.write()
+        return
+
     def evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
         record = strategy.current
         if server_round == 0 or record is None:
             return None
+        server_round += strategy.round_offset
         previous = history.rounds[-1].global_accuracy if history.rounds else None
         record.distill_loss = student.distil(knowledge.targets, server_round)
         record.global_accuracy = student.evaluate()
         record.seconds = time.perf_counter() - strategy.round_started
+        history.rounds.append(record)
+        if out_dir is not None:  # the checkpoint first: the report never runs ahead of it
+            snapshot(cfg, ground.fed, strategy, student, history).save(out_dir)
+        history.rounds.pop()
         history.add(record)
         metrics.observe_round(record, previous)
         return MetricRecord({"accuracy": record.global_accuracy})
@@ -97,7 +114,7 @@ def main(grid: Grid, context: Context) -> None:
         strategy.start(
             grid,
             strategy.knowledge_record(),
-            num_rounds=cfg.num_rounds,
+            num_rounds=remaining,
             timeout=cfg.round_timeout,
             train_config=train_config,
             evaluate_config=evaluate_config,

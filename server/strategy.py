@@ -95,9 +95,20 @@ class FedKD(Strategy):
         self.evaluate_every = evaluate_every
         self.num_rounds = num_rounds
         self._rng = random.Random(seed)
+        # Rounds completed before a resumption: Flower's loop counts from 1 again.
+        self.round_offset = 0
         self._indices = np.empty(0, dtype=np.int64)
         self.current: RoundRecord | None = None
         self.round_started = 0.0
+
+    @property
+    def sampler_state(self) -> tuple[object, ...]:
+        return self._rng.getstate()
+
+    def restore(self, completed_rounds: int, sampler_state: tuple[object, ...]) -> None:
+        """Continue after ``completed_rounds`` (from a checkpoint)."""
+        self.round_offset = completed_rounds
+        self._rng.setstate(sampler_state)
 
     def knowledge_record(self) -> ArrayRecord:
         return ArrayRecord({KNOWLEDGE: Array(self.knowledge.targets)})
@@ -128,6 +139,7 @@ class FedKD(Strategy):
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
+        server_round += self.round_offset
         self.round_started = time.perf_counter()
         node_ids = self._sample_nodes(grid)
         rng = np.random.default_rng([self.seed, server_round])
@@ -155,6 +167,7 @@ class FedKD(Strategy):
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        server_round += self.round_offset
         record = self.current or RoundRecord(round=server_round)
         shape = (len(self._indices), self.knowledge.shape[1])
         valid: list[ClientReply] = []
@@ -214,6 +227,7 @@ class FedKD(Strategy):
     ) -> Iterable[Message]:
         """Every ``evaluate_every`` rounds (and after the last), every connected client scores
         the student it would deploy on the common test split; otherwise nothing is sent."""
+        server_round += self.round_offset
         last = server_round == self.num_rounds
         if self.evaluate_every <= 0 or not (server_round % self.evaluate_every == 0 or last):
             return []
@@ -229,6 +243,7 @@ class FedKD(Strategy):
         self, server_round: int, replies: Iterable[Message]
     ) -> MetricRecord | None:
         """Mean test accuracy of the clients' students, overall and per role."""
+        server_round += self.round_offset
         by_role: dict[str, list[float]] = {}
         for msg in replies:
             if msg.has_error() or keys.METRICS not in msg.content:

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from clients.app import student_path
+from clients.app import latest_student
 from common.atomic import atomic_write
 from common.config import RunConfig
 from common.federation import Federation, Split
@@ -316,8 +316,8 @@ class Bench:
         shared: dict[str, nn.Module] = {}
 
         def model_of(k: int, role: str) -> nn.Module:
-            path = student_path(out, role, k)
-            if path.is_file():
+            path = latest_student(out, role, k)
+            if path is not None:
                 students[k] = load_student(path).build()
                 return students[k]
             arch = cfg.arch_of(role)  # never sampled: deploys its pre-installed student

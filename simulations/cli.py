@@ -7,6 +7,7 @@ import logging
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from common.config import RunConfig
 from common.errors import SkydistillError
@@ -48,6 +49,14 @@ def _simulate_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         metavar="KEY=VALUE",
         help="any other run-config key of pyproject.toml, e.g. --set teacher-mix=0.3",
     )
+    p.add_argument(
+        "--resume",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="continue the run in DIR from its last completed round (after a crash); the "
+        "run config is read from DIR/run-config.toml and other options are ignored",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=_run_simulate)
 
@@ -63,7 +72,12 @@ def parse_sets(items: list[str]) -> dict[str, str]:
 
 
 def _run_simulate(args: argparse.Namespace) -> int:
-    from simulations.simulate import simulate  # heavy imports only when simulating
+    from simulations.simulate import resume_config, simulate  # heavy imports: only here
+
+    if args.resume is not None:
+        report = simulate(resume_config(args.resume), args.resume, progress=not args.no_progress)
+        _print_final(report, args.resume)
+        return 0
 
     values: dict[str, object] = {
         **RunConfig().to_mapping(),
@@ -78,13 +92,17 @@ def _run_simulate(args: argparse.Namespace) -> int:
         values["data-dir"] = args.data_dir
     cfg = RunConfig.from_mapping(values)
     report = simulate(cfg, args.out, progress=not args.no_progress)
+    _print_final(report, args.out)
+    return 0
+
+
+def _print_final(report: dict[str, Any], out: Path) -> None:
     final = report["final"]
     print(
         f"global-student accuracy {final['global_accuracy']:.4f} after "
         f"{final['rounds_completed']} rounds (teacher {final['teacher_accuracy']:.4f}), "
-        f"{final['seconds']:.0f} s of rounds; report: {args.out / 'report.json'}"
+        f"{final['seconds']:.0f} s of rounds; report: {out / 'report.json'}"
     )
-    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,15 +9,20 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import torch
 from tqdm import tqdm
 
+from clients.app import STUDENTS_DIR
 from common.config import RunConfig
+from common.errors import ConfigError
 from common.federation import dataset_folder
 from common.settings import PROJECT_ROOT
+from server.checkpoint import CHECKPOINT_FILE, load_checkpoint
 from server.ground import prepare
 from server.history import REPORT_FILE
 from simulations.flower import (
@@ -34,6 +39,7 @@ from simulations.plots import plot_accuracy
 log = logging.getLogger(__name__)
 
 COMPLETED = "finished:completed"
+RUN_CONFIG_FILE = "run-config.toml"
 
 
 def _toml_value(value: Any) -> str:
@@ -71,11 +77,18 @@ def simulate(
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     cfg = with_paths(cfg, out)
+    if not cfg.resume:  # a new run in this folder: forget an earlier run's state
+        (out / CHECKPOINT_FILE).unlink(missing_ok=True)
+        shutil.rmtree(out / STUDENTS_DIR, ignore_errors=True)
     # Decode the tiles and train the teacher and global student (or find them cached) here,
     # once, before Flower and Ray start: the ServerApp then loads them from the cache.
     torch.set_num_threads(os.cpu_count() or 1)
     ground = prepare(cfg)
     log.info("%d %s tiles in %s", len(ground.fed.arrays), cfg.dataset, dataset_folder(cfg))
+    checkpoint = load_checkpoint(out) if cfg.resume else None
+    if checkpoint is not None:  # refuse here, before any Flower process starts
+        checkpoint.check_matches(cfg, ground.fed)
+        log.info("resuming %s after round %d of %d", out, checkpoint.round, cfg.num_rounds)
     home = out / "flwr-home"
     with SuperLink(home) as link:
         write_connection(home, link.address)
@@ -84,6 +97,21 @@ def simulate(
         )
     plot_accuracy(report, out / "accuracy.png")
     return report
+
+
+def resume_config(out: Path) -> RunConfig:
+    """The run config of the run in ``out``, set to continue from its checkpoint."""
+    path = out / RUN_CONFIG_FILE
+    if not (out / CHECKPOINT_FILE).is_file():
+        raise ConfigError(
+            f"nothing to resume in {out}: no {CHECKPOINT_FILE} (a run writes it after its "
+            "first completed round)"
+        )
+    try:
+        values = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read the run config {path}: {exc}") from exc
+    return RunConfig.from_mapping({**values, "resume": 1})
 
 
 def with_paths(cfg: RunConfig, out: Path) -> RunConfig:
@@ -105,7 +133,7 @@ def run_federation(
     """Submit one run to the SuperLink configured in ``home``, follow it, return its report."""
     out.mkdir(parents=True, exist_ok=True)
     (out / REPORT_FILE).unlink(missing_ok=True)
-    run_config = write_run_config(cfg, out / "run-config.toml")
+    run_config = write_run_config(cfg, out / RUN_CONFIG_FILE)
     federation = {
         "num-supernodes": cfg.num_clients,
         "client-resources-num-cpus": client_cpus,

@@ -1,0 +1,136 @@
+"""Server state after every completed round, so that a crashed server loses nothing.
+
+A checkpoint holds what the next round depends on: the round number, the knowledge, the
+global student and its optimiser, the client-sampling random state and the metric history.
+It is written atomically (temp file, fsync, rename) with a format version, and only resumed
+by a run whose config and data split are the same; otherwise the message names what differs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from common.atomic import atomic_write
+from common.config import RunConfig
+from common.errors import ConfigError
+from common.federation import Federation
+from server.global_student import GlobalStudent
+from server.history import History, RoundRecord
+from server.strategy import FedKD
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FILE = "checkpoint.pt"
+FORMAT_VERSION = 1
+# Settings that may change between a crash and the resumption without changing the result.
+NOT_COMPARED = frozenset(
+    {"out-dir", "data-dir", "metrics-address", "metrics-linger", "round-timeout", "resume"}
+)
+
+
+def data_fingerprint(fed: Federation) -> str:
+    """Hash of the labels and every part of the partition (the data split a run learns on)."""
+    h = hashlib.sha256(np.asarray(fed.arrays.labels).tobytes())
+    for part in fed.partition.all_parts():
+        h.update(np.asarray(part, dtype=np.int64).tobytes())
+    return h.hexdigest()[:20]
+
+
+@dataclass
+class Checkpoint:
+    round: int
+    config: dict[str, Any]
+    data: str
+    knowledge: np.ndarray
+    student: dict[str, torch.Tensor]
+    optimizer: dict[str, Any]
+    sampler: tuple[Any, ...]  # random.Random state of the client sampling
+    history: dict[str, Any]  # History fields: teacher/start accuracy, rounds as dicts
+
+    def save(self, out_dir: Path) -> Path:
+        blob = {"format_version": FORMAT_VERSION, **self.__dict__}
+        return atomic_write(out_dir / CHECKPOINT_FILE, lambda fh: torch.save(blob, fh))
+
+    def check_matches(self, cfg: RunConfig, fed: Federation) -> None:
+        """Refuse to resume a run with other settings or another data split."""
+        now = {k: v for k, v in cfg.to_mapping().items() if k not in NOT_COMPARED}
+        then = {k: v for k, v in self.config.items() if k not in NOT_COMPARED}
+        differ = sorted(k for k in set(now) | set(then) if now.get(k) != then.get(k))
+        if differ:
+            listed = ", ".join(f"{k}={then.get(k)!r} (now {now.get(k)!r})" for k in differ)
+            raise ConfigError(
+                f"the checkpoint was written by a run with other settings: {listed}; resume "
+                "with the same run config or start a new run in another folder"
+            )
+        if self.data != data_fingerprint(fed):
+            raise ConfigError(
+                "the checkpoint was written on another data split (the data folder or its "
+                "manifest changed): resume on the same data or start a new run"
+            )
+
+
+def load_checkpoint(out_dir: Path) -> Checkpoint | None:
+    """The checkpoint in ``out_dir``, or None if there is none yet."""
+    path = out_dir / CHECKPOINT_FILE
+    if not path.is_file():
+        return None
+    try:
+        blob = torch.load(path, weights_only=False)  # our own file, written atomically
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
+        raise ConfigError(f"checkpoint {path} is unreadable ({exc}): start a new run") from exc
+    version = blob.get("format_version") if isinstance(blob, dict) else None
+    if version != FORMAT_VERSION:
+        raise ConfigError(
+            f"checkpoint {path} has format version {version!r}; this skydistill reads "
+            f"version {FORMAT_VERSION}: finish it with the version that wrote it"
+        )
+    fields = {k: v for k, v in blob.items() if k != "format_version"}
+    try:
+        return Checkpoint(**fields)
+    except TypeError as exc:
+        raise ConfigError(f"checkpoint {path} is incomplete ({exc}): start a new run") from exc
+
+
+def snapshot(
+    cfg: RunConfig, fed: Federation, strategy: FedKD, student: GlobalStudent, history: History
+) -> Checkpoint:
+    """The state after the last round in ``history``."""
+    return Checkpoint(
+        round=len(history.rounds),
+        config=cfg.to_mapping(),
+        data=data_fingerprint(fed),
+        knowledge=strategy.knowledge.targets.copy(),
+        student={k: v.detach().clone() for k, v in student.model.state_dict().items()},
+        optimizer=student.optimizer.state_dict(),
+        sampler=strategy.sampler_state,
+        history={
+            "teacher_accuracy": history.teacher_accuracy,
+            "start_accuracy": history.start_accuracy,
+            "rounds": [r.__dict__.copy() for r in history.rounds],
+        },
+    )
+
+
+def restore(ckpt: Checkpoint, strategy: FedKD, student: GlobalStudent, history: History) -> None:
+    """Put the server back where the checkpoint left it."""
+    if ckpt.knowledge.shape != strategy.knowledge.targets.shape:
+        raise ConfigError(
+            f"the checkpoint's knowledge has shape {ckpt.knowledge.shape}, this run's "
+            f"{strategy.knowledge.targets.shape}: start a new run"
+        )
+    strategy.knowledge.targets[...] = ckpt.knowledge
+    strategy.restore(ckpt.round, ckpt.sampler)
+    student.model.load_state_dict(ckpt.student)
+    student.optimizer.load_state_dict(ckpt.optimizer)
+    history.teacher_accuracy = float(ckpt.history["teacher_accuracy"])
+    history.start_accuracy = float(ckpt.history["start_accuracy"])
+    history.rounds = [RoundRecord(**r) for r in ckpt.history["rounds"]]
+    log.info("resuming after round %d from the checkpoint", ckpt.round)

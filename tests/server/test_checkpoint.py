@@ -1,0 +1,84 @@
+"""Checkpoints: a faithful round trip, and refusals that say what differs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from common.config import RunConfig
+from common.errors import ConfigError
+from common.federation import load_federation
+from server.checkpoint import CHECKPOINT_FILE, load_checkpoint, restore, snapshot
+from server.global_student import GlobalStudent
+from server.history import History, RoundRecord
+from server.knowledge import Knowledge
+from server.strategy import FedKD
+
+
+def _server(cfg: RunConfig) -> tuple[FedKD, GlobalStudent, History]:
+    fed = load_federation(cfg)
+    n = len(fed.partition.reference)
+    teacher = np.full((n, fed.num_classes), 1.0 / fed.num_classes, np.float32)
+    strategy = FedKD(Knowledge(teacher, 0.5), seed=cfg.seed)
+    return strategy, GlobalStudent(fed, cfg), History(config=cfg.to_mapping(), out_dir=None)
+
+
+def test_round_trip_restores_every_piece_of_state(fixture_data: Path, tmp_path: Path) -> None:
+    cfg = RunConfig(data_dir=str(fixture_data), num_clients=3)
+    fed = load_federation(cfg)
+    strategy, student, history = _server(cfg)
+    strategy.knowledge.targets[3] = np.eye(fed.num_classes, dtype=np.float32)[2]
+    strategy._rng.random()  # the sampler has moved on
+    history.teacher_accuracy, history.start_accuracy = 0.7, 0.6
+    history.rounds = [
+        RoundRecord(
+            round=1,
+            global_accuracy=0.61,
+            bytes_up=10,
+            rejections={"codec": 1},
+            distill_loss=0.3,
+            teacher_agreement=0.9,
+        )
+    ]
+    student.optimizer.step()  # optimiser state exists
+    snapshot(cfg, fed, strategy, student, history).save(tmp_path)
+
+    ckpt = load_checkpoint(tmp_path)
+    assert ckpt is not None and ckpt.round == 1
+    ckpt.check_matches(RunConfig(**{**cfg.__dict__, "out_dir": "/elsewhere"}), fed)
+    s2, st2, h2 = _server(cfg)
+    restore(ckpt, s2, st2, h2)
+    np.testing.assert_array_equal(s2.knowledge.targets, strategy.knowledge.targets)
+    assert s2.round_offset == 1 and s2._rng.random() == strategy._rng.random()
+    for k, v in student.model.state_dict().items():
+        torch.testing.assert_close(st2.model.state_dict()[k], v)
+    assert h2.rounds == history.rounds and h2.teacher_accuracy == 0.7
+
+
+def test_another_config_or_version_is_refused_with_the_reason(
+    fixture_data: Path, tmp_path: Path
+) -> None:
+    cfg = RunConfig(data_dir=str(fixture_data), num_clients=3)
+    fed = load_federation(cfg)
+    strategy, student, history = _server(cfg)
+    snapshot(cfg, fed, strategy, student, history).save(tmp_path)
+    ckpt = load_checkpoint(tmp_path)
+    assert ckpt is not None
+    with pytest.raises(ConfigError, match=r"num-rounds=10 \(now 12\)"):
+        ckpt.check_matches(RunConfig(**{**cfg.__dict__, "num_rounds": 12}), fed)
+    ckpt.data = "another split"
+    with pytest.raises(ConfigError, match="another data split"):
+        ckpt.check_matches(cfg, fed)
+
+    blob = torch.load(tmp_path / CHECKPOINT_FILE, weights_only=False)
+    blob["format_version"] = 99
+    torch.save(blob, tmp_path / CHECKPOINT_FILE)
+    with pytest.raises(ConfigError, match="format version 99"):
+        load_checkpoint(tmp_path)
+    (tmp_path / CHECKPOINT_FILE).write_bytes(b"\x00truncated")
+    with pytest.raises(ConfigError, match="unreadable"):
+        load_checkpoint(tmp_path)
+    assert load_checkpoint(tmp_path / "empty") is None
