@@ -4,17 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from torch import nn
 
+from clients.attacks import is_attacker, poison
 from clients.fedavg import local_fedavg, parse_fedavg
 from clients.instructions import parse_evaluate, parse_train
+from clients.privacy import privatise
 from clients.reply import build_reply
 from clients.student import local_round
 from common import keys
 from common.config import RunConfig
+from common.errors import DataNotFoundError
 from common.federation import Federation, load_federation
 from common.models import build_model
 from common.preinstalled import preinstalled_student
@@ -123,6 +127,11 @@ def train(msg: Message, context: Context) -> Message:
     task = parse_train(msg, fed.num_classes, len(fed.partition.reference))
     fed = fed.with_stats(task.stats)
     train_split, holdout = fed.client_splits(partition_id, cfg.holdout_fraction, cfg.seed)
+    if len(train_split) == 0:
+        raise DataNotFoundError(
+            f"client {partition_id} ({role}) has no usable training tiles: it leaves this "
+            "round; give it data (or fewer clients per shard pool) to take part"
+        )
     student = _student(context, cfg, fed, role, partition_id, task.server_round)
     result = local_round(
         student,
@@ -142,8 +151,14 @@ def train(msg: Message, context: Context) -> Message:
         kd_weight=task.kd_weight,
     )
     _keep(context, cfg, fed, student, role, partition_id, task.server_round)
+    probs = result.probs
+    rng = np.random.default_rng([cfg.seed, partition_id, task.server_round])
+    if cfg.attackers and is_attacker(partition_id, cfg.num_clients, cfg.attackers):
+        probs = poison(probs, cfg.attack, partition_id, rng)
+    if cfg.dp_noise > 0:
+        probs = privatise(probs, cfg.dp_clip, cfg.dp_noise, rng)
     reply = build_reply(
-        result.probs,
+        probs,
         task.indices,
         fed.num_classes,
         task.codec,

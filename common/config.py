@@ -71,6 +71,10 @@ class RunConfig:
     fedavg_epochs: int = 1
     fedavg_bn: str = "train"
     test_dir: str = ""  # an external labelled folder to evaluate on instead of the test split
+    dp_noise: float = 0.0  # Gaussian noise multiplier on shared predictions (0: no DP)
+    dp_clip: float = 1.0  # L2 clip of each prediction row before the noise
+    attackers: float = 0.0  # simulation: fraction of Byzantine clients (lowest partition ids)
+    attack: str = "mixed"  # random, inverted, constant or mixed
     resume: int = 0  # 1: continue from out-dir/checkpoint.pt (skydistill simulate --resume)
 
     def __post_init__(self) -> None:
@@ -90,6 +94,7 @@ class RunConfig:
             "fedavg-optimizer": (self.fedavg_optimizer, OPTIMIZERS),
             "fedavg-bn": (self.fedavg_bn, BATCH_NORM),
             "client-bn": (self.client_bn, BATCH_NORM),
+            "attack": (self.attack, ("random", "inverted", "constant", "mixed")),
         }
         for key, (value, allowed) in choices.items():
             if value not in allowed:
@@ -123,6 +128,9 @@ class RunConfig:
             "fedavg-lr": self.fedavg_lr > 0,
             "fedavg-epochs": self.fedavg_epochs >= 1,
             "resume": self.resume in (0, 1),
+            "dp-noise": self.dp_noise >= 0,
+            "dp-clip": self.dp_clip > 0,
+            "attackers": 0 <= self.attackers < 1,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:

@@ -107,6 +107,39 @@ def _distill_section(report: dict[str, Any], out: Path, img: Path, docs_dir: Pat
     return lines
 
 
+def _robust_section(r: dict[str, Any], out: Path, img: Path, docs_dir: Path) -> list[str]:
+    rule = r["attacked_robust"]["rule"]
+    lines = [
+        "## Byzantine clients (`skydistill bench robust`)",
+        "",
+        "```",
+        f"skydistill bench robust --clients {r['clients']} --attackers {r['attackers']} "
+        f"--rounds {r['rounds']} --rule {rule}",
+        "```",
+        "",
+        f"{r['attackers']} of {r['clients']} clients send well-formed false predictions "
+        f"({r['attack']}: random, inverted or constant); alpha {r['alpha']:g}. Global-student "
+        "test accuracy in %:",
+        "",
+        "| run | final | seconds |",
+        "|---|---:|---:|",
+        f"| clean, mean | {_pct(r['clean']['final_accuracy'])} | {r['clean']['seconds']:.0f} |",
+        f"| attacked, mean | {_pct(r['attacked_mean']['final_accuracy'])} "
+        f"| {r['attacked_mean']['seconds']:.0f} |",
+        f"| attacked, {rule} | {_pct(r['attacked_robust']['final_accuracy'])} "
+        f"| {r['attacked_robust']['seconds']:.0f} |",
+        "",
+        f"The plain mean loses {r['mean_loss_points']:.1f} points to the attack; {rule} "
+        f"loses {r['robust_loss_points']:.1f}.",
+    ]
+    src = out / "robust.png"
+    if src.is_file():
+        img.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, img / src.name)
+        lines += ["", f"![robust]({os.path.relpath(img / src.name, docs_dir)})"]
+    return [*lines, ""]
+
+
 def render_docs(out: Path, docs: Path) -> Path:
     """Write ``docs`` from every report found in ``out``; plots are copied beside it."""
     img = docs.parent / "img"
@@ -122,6 +155,9 @@ def render_docs(out: Path, docs: Path) -> Path:
     distill = out / "distill.json"
     if distill.is_file():
         lines += _distill_section(json.loads(distill.read_text()), out, img, docs.parent)
+    robust = out / "robust.json"
+    if robust.is_file():
+        lines += _robust_section(json.loads(robust.read_text()), out, img, docs.parent)
     docs.parent.mkdir(parents=True, exist_ok=True)
     docs.write_text("\n".join(lines).rstrip() + "\n")
     return docs

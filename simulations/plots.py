@@ -96,3 +96,26 @@ def plot_distill(run: dict[str, Any], out: Path) -> list[Path]:
     fig.savefig(by_bytes, dpi=120)
     plt.close(fig)
     return [per_round, by_bytes]
+
+
+def plot_robust(report: dict[str, Any], path: Path) -> Path:
+    """Global-student accuracy per round: clean, attacked with the mean, with a robust rule."""
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    names = {
+        "clean": "clean, mean",
+        "attacked_mean": f"{report['attackers']} attackers, mean",
+        "attacked_robust": f"{report['attackers']} attackers, {report['attacked_robust']['rule']}",
+    }
+    for key, label in names.items():
+        ys = report[key]["rounds"]
+        ax.plot(range(1, len(ys) + 1), ys, "o-", ms=3, label=label)
+    ax.set_xlabel("round")
+    ax.set_ylabel("global-student test accuracy")
+    ax.set_title(f"Byzantine clients ({report['attack']}), {report['clients']} clients")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
