@@ -55,10 +55,15 @@ def _valid_probs(seed: int) -> np.ndarray:
     return rng.dirichlet(np.ones(C), N).astype(np.float32)
 
 
-def _records(payload: dict[str, np.ndarray], role: object, examples: object) -> dict[str, object]:
+def _records(
+    payload: dict[str, np.ndarray], role: object, examples: object, counts: object = None
+) -> dict[str, object]:
+    metrics: dict[str, object] = {keys.NUM_EXAMPLES: examples}
+    if counts is not None:
+        metrics[keys.CLASS_COUNTS] = counts
     return {
         keys.PREDICTIONS: ArrayRecord({k: Array(v) for k, v in payload.items()}),
-        keys.METRICS: MetricRecord({keys.NUM_EXAMPLES: examples}),  # type: ignore[dict-item]
+        keys.METRICS: MetricRecord(metrics),  # type: ignore[arg-type]
         keys.INFO: ConfigRecord({keys.ROLE: role}),  # type: ignore[dict-item]
     }
 
@@ -137,11 +142,16 @@ def test_corrupted_valid_payloads_are_rejected(codec: Codec, seed: int, corrupti
     examples=st.one_of(st.integers(-10, 10), st.floats(allow_nan=True)),  # no bools: Flower refuses
     drop=st.sampled_from([None, keys.PREDICTIONS, keys.METRICS, keys.INFO]),
     extra=st.booleans(),
+    counts=st.one_of(
+        st.none(),
+        st.lists(st.integers(-3, 10**6), min_size=0, max_size=2 * C),
+        st.lists(st.floats(allow_nan=True), min_size=C, max_size=C),
+    ),
 )
 def test_bad_metadata_and_records_are_rejected(
-    role: object, examples: object, drop: str | None, extra: bool
+    role: object, examples: object, drop: str | None, extra: bool, counts: object
 ) -> None:
-    records = _records(encode(_valid_probs(0), Codec.FP16), role, examples)
+    records = _records(encode(_valid_probs(0), Codec.FP16), role, examples, counts)
     if drop is not None:
         del records[drop]
     if extra:
@@ -153,6 +163,14 @@ def test_bad_metadata_and_records_are_rejected(
         and isinstance(examples, int)
         and not isinstance(examples, bool)
         and examples >= 0
+        and (
+            counts is None
+            or (
+                isinstance(counts, list)
+                and len(counts) == C
+                and all(isinstance(c, int) and c >= 0 for c in counts)
+            )
+        )
     )
     msg = _reply(records)
     if valid:
