@@ -40,8 +40,10 @@ def prepare(cfg: RunConfig) -> GroundSegment:
     log.info("teacher test accuracy %.4f", teacher_accuracy)
     student = GlobalStudent(fed, cfg)
     teacher_probs = predict_proba(teacher, student.reference)
-    start = student.pretrain(teacher_probs)
-    log.info("global student starts at test accuracy %.4f", start)
+    start = float("nan")
+    if cfg.method == "fedkd":  # the FedAvg baseline has no server-side student
+        start = student.pretrain(teacher_probs)
+        log.info("global student starts at test accuracy %.4f", start)
     preinstalled: dict[str, float] = {}
     if cfg.client_init == "pretrained" or cfg.method == "fedavg":
         archs = sorted({cfg.arch_of(role) for role in cfg.role_cycle})
