@@ -4,7 +4,7 @@ from __future__ import annotations
 
 # Server -> client (train message)
 TARGETS = "targets"  # ArrayRecord: encoded soft targets + reference indices
-INDICES = "indices"  # array inside TARGETS: int64 reference indices, shape (n,)
+INDICES = "indices"  # array inside TARGETS: reference indices (uint16 if they fit), (n,)
 TRAIN_CONFIG = "config"  # ConfigRecord
 
 # Keys inside TRAIN_CONFIG

@@ -72,6 +72,7 @@ def test_configure_sends_targets_for_sampled_indices_to_every_node() -> None:
     record = msgs[0].content[keys.TARGETS]
     idx = record[keys.INDICES].numpy()
     assert len(idx) == 10 and len(np.unique(idx)) == 10
+    assert idx.dtype == np.uint16  # 2 bytes per index on the wire
     np.testing.assert_allclose(record["probs"].numpy(), s.knowledge.teacher[idx], atol=1e-6)
     assert s.current is not None and s.current.bytes_down == 3 * record.count_bytes()
 
