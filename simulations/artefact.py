@@ -10,6 +10,7 @@ normalises raw tiles with the statistics the model was trained with.
 from __future__ import annotations
 
 import json
+import warnings
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -166,9 +167,11 @@ def load_onnx(path: Path, threads: int = 1) -> OnnxClassifier:
 def load_torchscript(path: Path) -> TorchClassifier:
     extra = {f"{META_KEY}.json": ""}
     try:
-        module = torch.jit.load(  # type: ignore[no-untyped-call]
-            str(path), map_location="cpu", _extra_files=extra
-        )
+        with warnings.catch_warnings():  # TorchScript is deprecated in torch 2.13, still works
+            warnings.simplefilter("ignore", DeprecationWarning)
+            module = torch.jit.load(  # type: ignore[no-untyped-call]
+                str(path), map_location="cpu", _extra_files=extra
+            )
     except (RuntimeError, ValueError) as exc:
         raise ConfigError(f"{path} is not a TorchScript model ({exc})") from exc
     module.eval()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,13 +58,17 @@ def export_torchscript(student: StudentFile, out: Path, int8: bool = False) -> P
             "runs in onnxruntime's integer kernels"
         )
     meta = ModelMeta.of_student(student, "torchscript")
-    with torch.no_grad():
+    # torch 2.13 deprecates TorchScript (torch.jit) but still runs it; the issue asks for it.
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
         traced = torch.jit.trace(  # type: ignore[no-untyped-call]
             student.build(), _example(student)
         )
     out.parent.mkdir(parents=True, exist_ok=True)
     extra = {f"{META_KEY}.json": meta.to_json()}
-    atomic_write(out, lambda fh: torch.jit.save(traced, fh, _extra_files=extra))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        atomic_write(out, lambda fh: torch.jit.save(traced, fh, _extra_files=extra))
     _write_sidecar(out, meta)
     return out
 
@@ -81,6 +86,13 @@ class _Calibration:
 
 
 def _torch_to_onnx(student: StudentFile, path: Path) -> None:
+    with warnings.catch_warnings():
+        # the legacy exporter is chosen on purpose (no onnxscript dependency)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        _legacy_export(student, path)
+
+
+def _legacy_export(student: StudentFile, path: Path) -> None:
     torch.onnx.export(
         student.build(),
         (_example(student),),

@@ -6,10 +6,12 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    Sub = argparse._SubParsersAction[argparse.ArgumentParser]
 
 log = logging.getLogger(__name__)
-
-Sub = argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def add_parsers(sub: Sub) -> None:

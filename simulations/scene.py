@@ -83,7 +83,7 @@ def make_scene(
     picks = rng.integers(0, len(files), size=(rows, cols))
     size = spec.tile_size
     height, width = rows * size + 2 * border, cols * size + 2 * border
-    transform = Affine.translation(*ORIGIN) * Affine.scale(PIXEL_M, -PIXEL_M)
+    transform = Affine.translation(*ORIGIN) @ Affine.scale(PIXEL_M, -PIXEL_M)
     profile = {
         "driver": "GTiff",
         "width": width,
