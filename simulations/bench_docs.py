@@ -152,7 +152,8 @@ def _onboard_section(report: dict[str, Any]) -> list[str]:
         "file), TorchScript, ONNX in onnxruntime and int8 ONNX (static quantisation calibrated "
         "on the reference set). Latency is one tile (batch 1) with one thread (default "
         "`--threads 1`), median and 90th percentile; throughput is tiles per second in "
-        "batches of 256. Accuracy in % on the test split; fp32 is the torch model's.",
+        "batches of `--batch-size` (default 256). Accuracy in % on the test split (all of it "
+        "unless `--test-limit` was given); fp32 is the torch model's.",
         "",
         "| model | format | parameters | file | latency median (ms) | p90 (ms) "
         "| tiles / s | accuracy | fp32 accuracy |",

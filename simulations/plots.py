@@ -138,7 +138,8 @@ def plot_class_map(
         rgb[data == i] = colour
     fig, ax = plt.subplots(figsize=(8, 6))
     ax.imshow(rgb, interpolation="nearest")
-    ax.set_axis_off()
+    ax.set_xticks([])  # keep the frame: white nodata must not vanish into the page
+    ax.set_yticks([])
     ax.set_title(title, fontsize=9)
     present = set(np.unique(data).tolist())
     handles = [
