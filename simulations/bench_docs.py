@@ -153,7 +153,8 @@ def _onboard_section(report: dict[str, Any]) -> list[str]:
         "on the reference set). Latency is one tile (batch 1) with one thread (default "
         "`--threads 1`), median and 90th percentile; throughput is tiles per second in "
         "batches of `--batch-size` (default 256). Accuracy in % on the test split (all of it "
-        "unless `--test-limit` was given); fp32 is the torch model's.",
+        "unless `--test-limit` was given); fp32 is the torch model's. Times include handing a "
+        "float32 NumPy batch to the runtime (for torch formats, a channels_last copy).",
         "",
         "| model | format | parameters | file | latency median (ms) | p90 (ms) "
         "| tiles / s | accuracy | fp32 accuracy |",

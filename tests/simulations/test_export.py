@@ -57,6 +57,7 @@ def test_embedded_metadata_is_enough_without_the_sidecar(
         assert load_classifier(path).meta.bands == MS.band_names
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch's legacy ONNX exporter
 def test_onnx_without_metadata_is_refused_with_advice(tmp_path: Path) -> None:
     path = tmp_path / "bare.onnx"
     torch.onnx.export(
