@@ -71,6 +71,37 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     r.add_argument("--docs", type=Path, default=DEFAULT_DOCS, help="benchmark page to regenerate")
     r.set_defaults(func=_run_robust)
 
+    o = kinds.add_parser(
+        "onboard",
+        help="students and teacher as deployable files: size, latency, throughput, accuracy",
+        description="For each role's student (satellite tiny, drone small, ground-station "
+        "medium; from --students DIR, else the pre-installed students of the run config) and "
+        "the teacher: parameters, file size, single-tile latency (batch 1, median and p90 "
+        "over --runs after --warmup) and batch throughput with --threads threads, and test "
+        "accuracy, for torch, TorchScript, ONNX (onnxruntime) and int8 ONNX. Writes "
+        "OUT/onboard.json and the exported files to OUT/onboard/.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    o.add_argument("--students", type=Path, default=None, help="folder of student files")
+    o.add_argument("--data-dir", default=None, help="data root (default: $SKYDISTILL_DATA)")
+    o.add_argument("--runs", type=int, default=200, help="timed single-tile runs")
+    o.add_argument("--warmup", type=int, default=20, help="untimed runs first")
+    o.add_argument("--batch-size", type=int, default=256, help="batch for throughput")
+    o.add_argument("--throughput-seconds", type=float, default=2.0, help="least time per batch")
+    o.add_argument("--threads", type=int, default=1, help="CPU threads of every runtime")
+    o.add_argument("--test-limit", type=int, default=None, help="at most N test tiles")
+    o.add_argument("--calibration-tiles", type=int, default=256, help="int8 calibration tiles")
+    o.add_argument("--out", type=Path, default=DEFAULT_OUT, help="report folder")
+    o.add_argument("--docs", type=Path, default=DEFAULT_DOCS, help="benchmark page to regenerate")
+    o.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a run-config key, e.g. --set teacher-epochs=1",
+    )
+    o.set_defaults(func=_run_onboard)
+
 
 def _run_distill(args: argparse.Namespace) -> int:
     from common.config import RunConfig
@@ -135,4 +166,39 @@ def _run_robust(args: argparse.Namespace) -> int:
         f"{report['attacked_mean']['final_accuracy']:.4f}, attacked with {args.rule} "
         f"{report['attacked_robust']['final_accuracy']:.4f}; report: {args.out / 'robust.json'}"
     )
+    return 0
+
+
+def _run_onboard(args: argparse.Namespace) -> int:
+    from common.config import RunConfig
+    from simulations.bench_docs import render_docs
+    from simulations.bench_onboard import OnboardBench, run_onboard
+    from simulations.cli import parse_sets
+
+    values: dict[str, object] = {**RunConfig().to_mapping(), **parse_sets(args.set)}
+    if args.data_dir:
+        values["data-dir"] = args.data_dir
+    report = run_onboard(
+        OnboardBench(
+            out=args.out,
+            students=args.students,
+            base=RunConfig.from_mapping(values),
+            runs=args.runs,
+            warmup=args.warmup,
+            batch_size=args.batch_size,
+            throughput_seconds=args.throughput_seconds,
+            test_limit=args.test_limit,
+            calibration=args.calibration_tiles,
+            threads=args.threads,
+        )
+    )
+    render_docs(args.out, args.docs)
+    lines = [f"{len(report['models'])} model files; report: {args.out / 'onboard.json'}"]
+    for m in report["models"]:
+        lines.append(
+            f"  {m['name']:14s} {m['format']:11s} {m['file_bytes']:>10,} B "
+            f"{m['latency_ms_median']:8.3f} ms {m['throughput_per_s']:9.0f}/s "
+            f"accuracy {m['accuracy']:.4f} (fp32 {m['accuracy_fp32']:.4f})"
+        )
+    print("\n".join(lines))  # noqa: T201 (the command's output)
     return 0

@@ -140,6 +140,36 @@ def _robust_section(r: dict[str, Any], out: Path, img: Path, docs_dir: Path) -> 
     return [*lines, ""]
 
 
+def _onboard_section(report: dict[str, Any]) -> list[str]:
+    lines = [
+        "## On-board students (`skydistill bench onboard`)",
+        "",
+        "```",
+        "skydistill bench onboard",
+        "```",
+        "",
+        "Each role's student and the teacher as deployable files: eager torch (the student "
+        "file), TorchScript, ONNX in onnxruntime and int8 ONNX (static quantisation calibrated "
+        "on the reference set). Latency is one tile (batch 1) with one thread (default "
+        "`--threads 1`), median and 90th percentile; throughput is tiles per second in "
+        "batches of `--batch-size` (default 256). Accuracy in % on the test split (all of it "
+        "unless `--test-limit` was given); fp32 is the torch model's. Times include handing a "
+        "float32 NumPy batch to the runtime (for torch formats, a channels_last copy).",
+        "",
+        "| model | format | parameters | file | latency median (ms) | p90 (ms) "
+        "| tiles / s | accuracy | fp32 accuracy |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for m in report["models"]:
+        lines.append(
+            f"| {m['name']} | {m['format']} | {m['params']:,} | {_bytes(m['file_bytes'])} "
+            f"| {m['latency_ms_median']:.3f} | {m['latency_ms_p90']:.3f} "
+            f"| {m['throughput_per_s']:,.0f} | {_pct(m['accuracy'])} "
+            f"| {_pct(m['accuracy_fp32'])} |"
+        )
+    return [*lines, ""]
+
+
 def render_docs(out: Path, docs: Path) -> Path:
     """Write ``docs`` from every report found in ``out``; plots are copied beside it."""
     img = docs.parent / "img"
@@ -158,6 +188,9 @@ def render_docs(out: Path, docs: Path) -> Path:
     robust = out / "robust.json"
     if robust.is_file():
         lines += _robust_section(json.loads(robust.read_text()), out, img, docs.parent)
+    onboard = out / "onboard.json"
+    if onboard.is_file():
+        lines += _onboard_section(json.loads(onboard.read_text()))
     docs.parent.mkdir(parents=True, exist_ok=True)
     docs.write_text("\n".join(lines).rstrip() + "\n")
     return docs

@@ -11,7 +11,7 @@ from typing import Any
 
 from common.config import RunConfig
 from common.errors import SkydistillError
-from simulations import bench, fetch
+from simulations import bench, fetch, onboard_cli
 
 log = logging.getLogger("skydistill")
 
@@ -113,8 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
     _simulate_parser(sub)
-    fetch.add_parser(sub)
+    onboard_cli.add_scene_parser(fetch.add_parser(sub))
     bench.add_parser(sub)
+    onboard_cli.add_parsers(sub)
     return parser
 
 

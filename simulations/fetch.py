@@ -220,8 +220,11 @@ def _key_md5(text: str) -> tuple[str, str]:
     return key, value
 
 
-def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register ``data fetch eurosat --to DIR [--only rgb|ms] [--keep-archive] [--md5 K=HEX]``."""
+def add_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+    """Register ``data fetch eurosat --to DIR [--only rgb|ms] [--keep-archive] [--md5 K=HEX]``;
+    return the ``data`` sub-commands so that other modules can add theirs."""
     data = subparsers.add_parser("data", help="manage datasets")
     data_sub = data.add_subparsers(dest="data_command", required=True)
     p = data_sub.add_parser("fetch", help="download, verify and unpack a public dataset")
@@ -245,6 +248,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     p.add_argument("--timeout", type=float, default=60.0, help="network timeout in seconds")
     p.set_defaults(func=run_fetch)
+    return data_sub
 
 
 def run_fetch(args: argparse.Namespace) -> int:

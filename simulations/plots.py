@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -114,6 +115,42 @@ def plot_robust(report: dict[str, Any], path: Path) -> Path:
     ax.set_title(f"Byzantine clients ({report['attack']}), {report['clients']} clients")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_class_map(
+    data: np.ndarray,
+    classes: tuple[str, ...],
+    colours: list[tuple[int, int, int]],
+    path: Path,
+    title: str,
+    nodata: int = 255,
+) -> Path:
+    """A class map (class index per pixel, ``nodata`` shown white) with a legend of classes."""
+    from matplotlib.patches import Patch
+
+    rgb = np.full((*data.shape, 3), 255, dtype=np.uint8)
+    for i, colour in enumerate(colours):
+        rgb[data == i] = colour
+    fig, ax = plt.subplots(figsize=(8, 6))
+    ax.imshow(rgb, interpolation="nearest")
+    ax.set_xticks([])  # keep the frame: white nodata must not vanish into the page
+    ax.set_yticks([])
+    ax.set_title(title, fontsize=9)
+    present = set(np.unique(data).tolist())
+    handles = [
+        Patch(
+            color=(c[0] / 255, c[1] / 255, c[2] / 255),
+            label=name + ("" if i in present else " (absent)"),
+        )
+        for i, (name, c) in enumerate(zip(classes, colours, strict=True))
+    ]
+    handles.append(Patch(facecolor="white", edgecolor="grey", label="nodata"))
+    ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
