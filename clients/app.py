@@ -13,13 +13,14 @@ from torch import nn
 from clients.attacks import is_attacker, poison
 from clients.fedavg import local_fedavg, parse_fedavg
 from clients.instructions import parse_evaluate, parse_train
+from clients.local_data import local_splits
 from clients.privacy import privatise
 from clients.reply import build_reply
 from clients.student import local_round
 from common import keys
 from common.config import RunConfig
 from common.errors import DataNotFoundError
-from common.federation import Federation, load_federation
+from common.federation import Federation, Split, load_federation
 from common.models import build_model
 from common.preinstalled import preinstalled_student
 from common.student_file import load_student, save_student
@@ -37,6 +38,25 @@ def _identity(context: Context) -> tuple[RunConfig, int, str]:
     partition_id = int(context.node_config[keys.NODE_PARTITION_ID])
     role = str(context.node_config.get(keys.NODE_ROLE, cfg.role_of(partition_id)))
     return cfg, partition_id, role
+
+
+def _splits(
+    context: Context, cfg: RunConfig, fed: Federation, partition_id: int
+) -> tuple[Split, Split]:
+    """(train, held-out): an agent's own folder (``data-dir`` in the node config), else the
+    simulation partition of ``partition_id``."""
+    data_dir = context.node_config.get(keys.NODE_DATA_DIR)
+    if data_dir:
+        return local_splits(fed, Path(str(data_dir)), cfg.holdout_fraction, cfg.seed, partition_id)
+    return fed.client_splits(partition_id, cfg.holdout_fraction, cfg.seed)
+
+
+def _state_dir(context: Context, cfg: RunConfig) -> Path | None:
+    """Where students are kept: an agent's ``state-dir``, else the run's out-dir (simulation)."""
+    if context.node_config.get(keys.NODE_DATA_DIR):
+        state = context.node_config.get(keys.NODE_STATE_DIR)
+        return Path(str(state)) if state else None
+    return Path(cfg.out_dir) if cfg.out_dir else None
 
 
 def student_path(out_dir: Path, role: str, partition_id: int, server_round: int) -> Path:
@@ -83,8 +103,9 @@ def _student(
         student = build_model(arch, fed.spec.num_bands, fed.num_classes)
         student.load_state_dict(saved.to_torch_state_dict())
         return student
-    if cfg.resume and cfg.out_dir:
-        path = latest_student(Path(cfg.out_dir), role, partition_id, server_round)
+    state_dir = _state_dir(context, cfg)
+    if cfg.resume and state_dir is not None:
+        path = latest_student(state_dir, role, partition_id, server_round)
         if path is not None:
             return load_student(path).build()
     if cfg.client_init == "pretrained":
@@ -102,8 +123,8 @@ def _keep(
     server_round: int,
 ) -> None:
     context.state[STUDENT_STATE] = ArrayRecord(student.state_dict())
-    if cfg.out_dir:
-        out = Path(cfg.out_dir)
+    out = _state_dir(context, cfg)
+    if out is not None:
         save_student(
             student_path(out, role, partition_id, server_round),
             student,
@@ -122,11 +143,11 @@ def _keep(
 def train(msg: Message, context: Context) -> Message:
     cfg, partition_id, role = _identity(context)
     if cfg.method == "fedavg":
-        return _train_fedavg(msg, cfg, partition_id, role)
+        return _train_fedavg(msg, context, cfg, partition_id, role)
     fed = load_federation(cfg)
     task = parse_train(msg, fed.num_classes, len(fed.partition.reference))
     fed = fed.with_stats(task.stats)
-    train_split, holdout = fed.client_splits(partition_id, cfg.holdout_fraction, cfg.seed)
+    train_split, holdout = _splits(context, cfg, fed, partition_id)
     if len(train_split) == 0:
         raise DataNotFoundError(
             f"client {partition_id} ({role}) has no usable training tiles: it leaves this "
@@ -174,11 +195,13 @@ def train(msg: Message, context: Context) -> Message:
     return Message(reply, reply_to=msg)
 
 
-def _train_fedavg(msg: Message, cfg: RunConfig, partition_id: int, role: str) -> Message:
+def _train_fedavg(
+    msg: Message, context: Context, cfg: RunConfig, partition_id: int, role: str
+) -> Message:
     """The FedAvg baseline: weights in, weights out (only with ``method = "fedavg"``)."""
     task = parse_fedavg(msg)
     fed = load_federation(cfg).with_stats(task.stats)
-    train_split, _ = fed.client_splits(partition_id, cfg.holdout_fraction, cfg.seed)
+    train_split, _ = _splits(context, cfg, fed, partition_id)
     model = build_model(cfg.student or "tiny", fed.spec.num_bands, fed.num_classes)
     loss = local_fedavg(model, task, train_split, seed=cfg.seed * 1000 + task.server_round)
     content = RecordDict(
@@ -205,7 +228,7 @@ def evaluate(msg: Message, context: Context) -> Message:
     if isinstance(saved, ArrayRecord) or cfg.client_init == "pretrained":
         student = _student(context, cfg, fed, role, partition_id)
         test = fed.test_split()
-        _, holdout = fed.client_splits(partition_id, cfg.holdout_fraction, cfg.seed)
+        _, holdout = _splits(context, cfg, fed, partition_id)
         metrics = {
             keys.NUM_EXAMPLES: len(test),
             keys.TEST_ACCURACY: accuracy(student, test.x, test.y),

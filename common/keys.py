@@ -49,3 +49,6 @@ NODE_ROLE = "role"
 NODE_DATA_DIR = "data-dir"
 NODE_PARTITION_ID = "partition-id"
 NODE_NUM_PARTITIONS = "num-partitions"
+# Edge agents (`skydistill agent`): a stable name and where the node keeps its students
+NODE_NAME = "node-name"
+NODE_STATE_DIR = "state-dir"

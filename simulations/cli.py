@@ -9,9 +9,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from clients import agent
 from common.config import RunConfig
 from common.errors import SkydistillError
-from simulations import bench, fetch, onboard_cli
+from simulations import bench, deploy, fetch, onboard_cli
 
 log = logging.getLogger("skydistill")
 
@@ -116,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     onboard_cli.add_scene_parser(fetch.add_parser(sub))
     bench.add_parser(sub)
     onboard_cli.add_parsers(sub)
+    agent.add_parser(sub)
+    deploy.add_parsers(sub)
     return parser
 
 

@@ -132,6 +132,7 @@ class SuperLink:
         home: Path,
         *,
         port: int | None = None,
+        host: str = "127.0.0.1",
         simulation: bool = True,
         extra_args: tuple[str, ...] = (),
         insecure: bool = True,
@@ -139,6 +140,7 @@ class SuperLink:
     ) -> None:
         self.home = home
         self.port = port or free_port()
+        self.host = host
         self.simulation = simulation
         self.extra_args = extra_args
         self.insecure = insecure
@@ -155,7 +157,7 @@ class SuperLink:
         cmd = [
             str(BIN / "flower-superlink"),
             "--host",
-            "127.0.0.1",
+            self.host,
             "--port",
             str(self.port),
             "--disable-runtime-dependency-installation",

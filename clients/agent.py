@@ -1,0 +1,202 @@
+"""``skydistill agent``: run the skydistill ClientApp on an edge node, as a Flower SuperNode.
+
+The agent checks its local data folder first (tiles, classes, bands, files skipped and why),
+then replaces itself with ``flower-supernode`` (so that systemd, Kubernetes or a test stops
+the SuperNode by the agent's own PID). TLS is the default: ``--root-certificates`` (the CA
+that signed the SuperLink's certificate) is required unless ``--insecure`` is asked for. The
+node config carries the role, the data folder, a stable node name and partition id derived
+from it, and the folder where the node keeps its students.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import socket
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from common import keys
+from common.bands import DATASETS
+from common.config import ROLES
+from common.errors import ConfigError, DataNotFoundError
+from simulations.flower import BIN, flower_env
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RUNTIME_PORT = 9094
+
+
+@dataclass(frozen=True)
+class AgentOptions:
+    role: str
+    data_dir: Path
+    superlink: str
+    root_certificates: Path | None = None
+    auth_key: Path | None = None
+    health_address: str | None = None
+    insecure: bool = False
+    name: str = ""
+    dataset: str = "rgb"
+    state_dir: Path | None = None
+    runtime_port: int = DEFAULT_RUNTIME_PORT
+    max_wait_time: float | None = None
+
+    @property
+    def node_name(self) -> str:
+        return self.name or f"{socket.gethostname()}-{self.role}"
+
+    @property
+    def state(self) -> Path:
+        default = Path.home() / ".local" / "state" / "skydistill-agent" / self.node_name
+        return (self.state_dir or default).expanduser().resolve()
+
+    def validate(self) -> None:
+        if self.role not in ROLES:
+            raise ConfigError(f"--role must be one of {', '.join(ROLES)}, got {self.role!r}")
+        if self.dataset not in DATASETS:
+            raise ConfigError(f"--dataset must be one of {', '.join(DATASETS)}")
+        if self.insecure and (self.root_certificates or self.auth_key):
+            raise ConfigError(
+                "--insecure cannot be combined with --root-certificates or --auth-key"
+            )
+        if not self.insecure and self.root_certificates is None:
+            raise ConfigError(
+                "no TLS material: pass --root-certificates CA.crt (the CA that signed the "
+                "SuperLink's certificate; see `skydistill certs`), or --insecure to join "
+                "over plain HTTP (test setups only)"
+            )
+        for flag, path in (("--root-certificates", self.root_certificates),
+                           ("--auth-key", self.auth_key)):  # fmt: skip
+            if path is not None and not path.is_file():
+                raise ConfigError(f"{flag} {path}: no such file")
+
+
+def node_number(name: str) -> int:
+    """A stable small integer for a node name (its partition id in the node config)."""
+    return zlib.crc32(name.encode()) % 100_000
+
+
+def node_config(opts: AgentOptions) -> str:
+    """The ``--node-config`` string the ClientApp reads (strings JSON-quoted)."""
+    values: dict[str, str | int] = {
+        keys.NODE_ROLE: opts.role,
+        keys.NODE_DATA_DIR: str(opts.data_dir.resolve()),
+        keys.NODE_NAME: opts.node_name,
+        keys.NODE_PARTITION_ID: node_number(opts.node_name),
+        keys.NODE_STATE_DIR: str(opts.state / "students"),
+    }
+    return " ".join(f"{k}={json.dumps(v) if isinstance(v, str) else v}" for k, v in values.items())
+
+
+def supernode_command(opts: AgentOptions) -> list[str]:
+    cmd = [
+        str(BIN / "flower-supernode"),
+        "--superlink", opts.superlink,
+        "--node-config", node_config(opts),
+        "--port", str(opts.runtime_port),
+    ]  # fmt: skip
+    if opts.insecure:
+        cmd.append("--insecure")
+    if opts.root_certificates is not None:
+        cmd += ["--root-certificates", str(opts.root_certificates.resolve())]
+    if opts.auth_key is not None:
+        cmd += ["--auth-supernode-private-key", str(opts.auth_key.resolve())]
+    if opts.health_address:
+        cmd += ["--health-server-address", opts.health_address]
+    if opts.max_wait_time is not None:
+        cmd += ["--max-wait-time", str(opts.max_wait_time)]
+    return cmd
+
+
+def run_agent(opts: AgentOptions) -> int:
+    """Check the data folder, then become ``flower-supernode`` (does not return on success)."""
+    opts.validate()
+    if not opts.data_dir.is_dir():
+        raise DataNotFoundError(
+            f"--data-dir {opts.data_dir}: no such folder; it must hold one sub-folder per "
+            "class (<Class>/<tile>) of the node's own imagery"
+        )
+    from clients.local_data import inspect_folder  # torch: only when an agent starts
+
+    report = inspect_folder(opts.data_dir, DATASETS[opts.dataset])
+    log.info("data check: %s", report.summary())
+    home = opts.state / "flwr-home"
+    home.mkdir(parents=True, exist_ok=True)
+    cmd = supernode_command(opts)
+    log.info(
+        "joining %s as %s (%s, %s)", opts.superlink, opts.node_name, opts.role,
+        "INSECURE plain HTTP" if opts.insecure else "TLS",
+    )  # fmt: skip
+    if opts.auth_key is None and not opts.insecure:
+        log.warning("no --auth-key: only a SuperLink without node authentication accepts it")
+    os.execve(cmd[0], cmd, flower_env(home))
+    return 0  # pragma: no cover (execve does not return)
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "agent",
+        help="run the skydistill ClientApp on this edge node (a Flower SuperNode)",
+        description="Check the local data folder, then join a SuperLink as a Flower SuperNode "
+        "running the skydistill ClientApp on that folder. TLS is required unless --insecure.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--role", required=True, choices=ROLES)
+    p.add_argument("--data-dir", type=Path, required=True, help="local <Class>/<tile> folder")
+    p.add_argument("--superlink", required=True, metavar="HOST:PORT", help="SuperLink address")
+    p.add_argument("--root-certificates", type=Path, help="CA certificate (PEM) of the SuperLink")
+    p.add_argument("--auth-key", type=Path, help="this node's private key (OpenSSH, EC P-384)")
+    p.add_argument("--health-address", metavar="HOST:PORT", help="serve gRPC health here")
+    p.add_argument("--insecure", action="store_true", help="plain HTTP, no TLS (tests only)")
+    p.add_argument("--name", default="", help="stable node name (default: HOSTNAME-ROLE)")
+    p.add_argument("--dataset", choices=tuple(DATASETS), default="rgb")
+    p.add_argument("--state-dir", type=Path, help="students and Flower state of this node")
+    p.add_argument("--runtime-port", type=int, default=DEFAULT_RUNTIME_PORT,
+                   help="local port of the SuperNode's ClientApp runtime API")  # fmt: skip
+    p.add_argument("--max-wait-time", type=float, help="give up joining after SECONDS")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    return run_agent(options_from(args))
+
+
+def options_from(args: argparse.Namespace) -> AgentOptions:
+    return AgentOptions(
+        role=args.role,
+        data_dir=args.data_dir,
+        superlink=args.superlink,
+        root_certificates=args.root_certificates,
+        auth_key=args.auth_key,
+        health_address=args.health_address,
+        insecure=args.insecure,
+        name=args.name,
+        dataset=args.dataset,
+        state_dir=args.state_dir,
+        runtime_port=args.runtime_port,
+        max_wait_time=args.max_wait_time,
+    )
+
+
+def agent_argv(opts: AgentOptions) -> Sequence[str]:
+    """The ``skydistill agent`` arguments for ``opts`` (tests, unit files)."""
+    argv = ["agent", "--role", opts.role, "--data-dir", str(opts.data_dir),
+            "--superlink", opts.superlink, "--name", opts.node_name,
+            "--dataset", opts.dataset, "--runtime-port", str(opts.runtime_port)]  # fmt: skip
+    if opts.insecure:
+        argv.append("--insecure")
+    for flag, value in (
+        ("--root-certificates", opts.root_certificates),
+        ("--auth-key", opts.auth_key),
+        ("--health-address", opts.health_address),
+        ("--state-dir", opts.state_dir),
+        ("--max-wait-time", opts.max_wait_time),
+    ):
+        if value is not None:
+            argv += [flag, str(value)]
+    return argv

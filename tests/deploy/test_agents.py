@@ -1,0 +1,199 @@
+"""Integration: edge agents on Flower's deployment engine, with TLS and node authentication.
+
+Real processes on 127.0.0.1 only: a SuperLink (``flower-superlink``, deployment mode, TLS,
+``--enable-supernode-auth``) and ``skydistill agent`` processes (each becomes a
+``flower-supernode``) with their own data folders; all stopped by PID.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from clients.agent import AgentOptions, agent_argv
+from common.config import RunConfig
+from common.settings import PROJECT_ROOT
+from server.certs import make_certs
+from server.history import REPORT_FILE
+from simulations.deploy import ServerOptions, deployment_superlink, register_agent
+from simulations.flower import (
+    SuperLink,
+    descendants,
+    free_port,
+    run_status,
+    stop_tree,
+    submit_run,
+)
+from simulations.simulate import COMPLETED, write_run_config
+
+pytestmark = pytest.mark.timeout(900)
+
+CLASSES = {
+    "satellite": ("AnnualCrop", "Forest", "HerbaceousVegetation"),
+    "drone": ("Highway", "Industrial", "Pasture"),
+    "ground-station": ("PermanentCrop", "Residential", "River", "SeaLake"),
+}
+ROUND_TIMEOUT = 90.0
+
+
+@dataclass
+class Fleet:
+    root: Path
+    link: SuperLink
+    certs: Path
+    data: Path  # the shared public archive (data root)
+    procs: dict[str, subprocess.Popen[bytes]]
+
+    def options(self, role: str, **kw: object) -> AgentOptions:
+        folder = self.root / "private" / role
+        if not folder.is_dir():
+            for cls in CLASSES[role]:
+                shutil.copytree(self.data / "eurosat-rgb" / cls, folder / cls)
+        base: dict[str, object] = {
+            "role": role,
+            "data_dir": folder,
+            "superlink": self.link.address,
+            "root_certificates": self.certs / "ca.crt",
+            "auth_key": self.certs / "agents" / role,
+            "health_address": f"127.0.0.1:{free_port()}",
+            "name": role,
+            "state_dir": self.root / "state" / role,
+            "runtime_port": free_port(),
+        }
+        base.update(kw)
+        return AgentOptions(**base)  # type: ignore[arg-type]
+
+    def start(self, key: str, opts: AgentOptions) -> subprocess.Popen[bytes]:
+        log = (self.root / f"agent-{key}.log").open("ab")
+        env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "simulations.cli", *agent_argv(opts)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=self.root,
+        )
+        self.procs[key] = proc
+        return proc
+
+    def log(self, key: str) -> str:
+        return (self.root / f"agent-{key}.log").read_text(errors="replace")
+
+
+def wait_for(cond: Callable[[], bool], timeout: float, what: str, poll: float = 0.5) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(poll)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def health(address: str) -> int:
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=5)
+        return int(reply.status)
+
+
+@pytest.fixture(scope="module")
+def fleet(fixture_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    root = tmp_path_factory.mktemp("fleet")
+    certs = make_certs(root / "certs", agents=[*CLASSES, "rogue"]).folder
+    opts = ServerOptions(home=root / "flwr-home", host="127.0.0.1", port=free_port(), certs=certs)
+    with ExitStack() as stack:
+        link = stack.enter_context(deployment_superlink(opts))
+        f = Fleet(root, link, certs, fixture_data, {})
+        stack.callback(lambda: [stop_tree(p) for p in f.procs.values()])
+        for role in CLASSES:
+            register_agent(opts.home, certs / "agents" / f"{role}.pub", name=role)
+        yield f
+
+
+def test_agent_refuses_to_start_without_tls_or_insecure(fleet: Fleet) -> None:
+    opts = fleet.options("drone", root_certificates=None, auth_key=None)
+    proc = fleet.start("no-tls", opts)
+    assert proc.wait(timeout=120) == 2
+    assert "pass --root-certificates" in fleet.log("no-tls")
+
+
+def test_three_roles_tls_auth_kill_and_rejoin(fleet: Fleet) -> None:
+    # Intruders: an unregistered key is refused; a plain-HTTP agent never joins.
+    rogue = fleet.start("rogue", fleet.options("drone", auth_key=fleet.certs / "agents/rogue"))
+    plain = fleet.start(
+        "plain", fleet.options("drone", root_certificates=None, auth_key=None, insecure=True)
+    )
+    agents = {role: fleet.options(role) for role in CLASSES}
+    for role, opts in agents.items():
+        fleet.start(role, opts)
+    assert rogue.wait(timeout=180) != 0
+    assert "Failed to activate SuperNode" in fleet.log("rogue")
+    for role in CLASSES:
+        wait_for(lambda r=role: "SuperNode ID" in fleet.log(r), 180, f"{role} to join")
+        assert "usable rgb tiles in" in fleet.log(role)
+        assert health(str(agents[role].health_address)) == health_pb2.HealthCheckResponse.SERVING
+    assert plain.poll() is None and "SuperNode ID" not in fleet.log("plain")
+    stop_tree(plain)
+
+    out = fleet.root / "out"
+    cfg = RunConfig(
+        data_dir=str(fleet.data),
+        out_dir=str(out),
+        num_clients=3,
+        num_rounds=2,
+        fraction_train=1.0,
+        min_train_clients=3,
+        reference_per_round=8,
+        teacher_epochs=1,
+        global_pretrain_epochs=1,
+        preinstall_epochs=1,
+        metrics_linger=0.0,
+        metrics_address=f"127.0.0.1:{free_port()}",
+        round_timeout=ROUND_TIMEOUT,
+    )
+    out.mkdir()
+    run_id = submit_run(fleet.link.home, PROJECT_ROOT, write_run_config(cfg, out / "rc.toml"), {})
+
+    # Crash the drone agent while it trains in round 1 (its ClientApp process is running).
+    drone = fleet.procs["drone"]
+
+    def drone_training() -> bool:
+        return any(
+            "clientapp" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
+            for pid in descendants(drone.pid)
+            if Path(f"/proc/{pid}/cmdline").exists()
+        )
+
+    wait_for(drone_training, 300, "the drone's ClientApp to start in round 1")
+    tree = [drone.pid, *descendants(drone.pid)]
+    for pid in tree:
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    drone.wait(timeout=30)
+
+    # Restart it once round 1 is over; round 2 waits for three nodes.
+    wait_for(lambda: (out / REPORT_FILE).is_file(), ROUND_TIMEOUT + 300, "round 1 to end")
+    fleet.start("drone-again", agents["drone"])
+    wait_for(lambda: run_status(fleet.link.home, run_id).startswith("finished"), 400, "the run", 5)
+    assert run_status(fleet.link.home, run_id) == COMPLETED
+
+    report = json.loads((out / REPORT_FILE).read_text())
+    first, second = report["rounds"]
+    assert first["clients_ok"] == 2 and first["clients_failed"] == 1
+    assert {r["role"] for r in first["replies"]} == {"satellite", "ground-station"}
+    assert second["clients_ok"] == 3 and second["clients_failed"] == 0
+    assert {r["role"] for r in second["replies"]} == set(CLASSES)
+    assert "SuperNode ID" in fleet.log("drone-again")
