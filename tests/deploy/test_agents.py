@@ -112,9 +112,15 @@ def health(address: str) -> int:
 @pytest.fixture(scope="module")
 def fleet(fixture_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     root = tmp_path_factory.mktemp("fleet")
-    certs = make_certs(root / "certs", agents=[*CLASSES, "rogue"]).folder
-    opts = ServerOptions(home=root / "flwr-home", host="127.0.0.1", port=free_port(), certs=certs)
+    # Module scope runs before the autouse cache fixture: give the SuperLink (and with it the
+    # ServerApp) the same isolated cache as the agents, where the pre-installed students are.
+    mp = pytest.MonkeyPatch()
+    mp.setenv("SKYDISTILL_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
     with ExitStack() as stack:
+        stack.callback(mp.undo)
+        certs = make_certs(root / "certs", agents=[*CLASSES, "rogue"]).folder
+        home = root / "flwr-home"
+        opts = ServerOptions(home=home, host="127.0.0.1", port=free_port(), certs=certs)
         link = stack.enter_context(deployment_superlink(opts))
         f = Fleet(root, link, certs, fixture_data, {})
         stack.callback(lambda: [stop_tree(p) for p in f.procs.values()])
