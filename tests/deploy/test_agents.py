@@ -23,8 +23,11 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from clients.agent import AgentOptions, agent_argv
+from clients.agent import AgentOptions, agent_argv, node_config, node_number
+from clients.local_data import inspect_folder
+from common.bands import DATASETS
 from common.config import RunConfig
+from common.errors import ConfigError
 from common.settings import PROJECT_ROOT
 from server.certs import make_certs
 from server.history import REPORT_FILE
@@ -47,6 +50,7 @@ CLASSES = {
     "ground-station": ("PermanentCrop", "Residential", "River", "SeaLake"),
 }
 ROUND_TIMEOUT = 90.0
+RGB_BANDS = ("B04", "B03", "B02")
 
 
 @dataclass
@@ -129,6 +133,23 @@ def fleet(fixture_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         yield f
 
 
+def test_data_check_and_node_config(fixture_data: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "private"
+    shutil.copytree(fixture_data / "eurosat-rgb" / "Forest", folder / "Forest")
+    (folder / "Forest" / "broken.jpg").write_bytes(b"not a raster")
+    report = inspect_folder(folder, DATASETS["rgb"])
+    assert (report.tiles, report.per_class, report.bands) == (12, {"Forest": 12}, RGB_BANDS)
+    assert [path for path, _ in report.skipped] == ["Forest/broken.jpg"]
+    assert "1 files skipped" in report.summary() and "broken.jpg" in report.summary()
+    opts = AgentOptions(role="drone", data_dir=folder, superlink="h:1", insecure=True, name="d1")
+    opts.validate()
+    config = node_config(opts)
+    assert f'data-dir="{folder.resolve()}"' in config and 'role="drone"' in config
+    assert f"partition-id={node_number('d1')}" in config and 'node-name="d1"' in config
+    with pytest.raises(ConfigError, match="--root-certificates"):
+        AgentOptions(role="drone", data_dir=folder, superlink="h:1").validate()
+
+
 def test_agent_refuses_to_start_without_tls_or_insecure(fleet: Fleet) -> None:
     opts = fleet.options("drone", root_certificates=None, auth_key=None)
     proc = fleet.start("no-tls", opts)
@@ -199,7 +220,8 @@ def test_three_roles_tls_auth_kill_and_rejoin(fleet: Fleet) -> None:
     report = json.loads((out / REPORT_FILE).read_text())
     first, second = report["rounds"]
     assert first["clients_ok"] == 2 and first["clients_failed"] == 1
-    assert {r["role"] for r in first["replies"]} == {"satellite", "ground-station"}
+    assert {r["role"] for r in first["replies"] if "role" in r} == {"satellite", "ground-station"}
+    assert [r for r in first["replies"] if "Node Unavailable" in r.get("error", "")]
     assert second["clients_ok"] == 3 and second["clients_failed"] == 0
     assert {r["role"] for r in second["replies"]} == set(CLASSES)
     assert "SuperNode ID" in fleet.log("drone-again")
