@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import grpc
@@ -96,6 +97,13 @@ class Fleet:
     def log(self, key: str) -> str:
         return (self.root / f"agent-{key}.log").read_text(errors="replace")
 
+    def joined(self, key: str) -> bool:
+        return "SuperNode ID" in self.log(key)
+
+    def stop_all(self) -> None:
+        for proc in self.procs.values():
+            stop_tree(proc)
+
 
 def wait_for(cond: Callable[[], bool], timeout: float, what: str, poll: float = 0.5) -> None:
     deadline = time.monotonic() + timeout
@@ -127,7 +135,7 @@ def fleet(fixture_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         opts = ServerOptions(home=home, host="127.0.0.1", port=free_port(), certs=certs)
         link = stack.enter_context(deployment_superlink(opts))
         f = Fleet(root, link, certs, fixture_data, {})
-        stack.callback(lambda: [stop_tree(p) for p in f.procs.values()])
+        stack.callback(f.stop_all)
         for role in CLASSES:
             register_agent(opts.home, certs / "agents" / f"{role}.pub", name=role)
         yield f
@@ -169,10 +177,10 @@ def test_three_roles_tls_auth_kill_and_rejoin(fleet: Fleet) -> None:
     assert rogue.wait(timeout=180) != 0
     assert "Failed to activate SuperNode" in fleet.log("rogue")
     for role in CLASSES:
-        wait_for(lambda r=role: "SuperNode ID" in fleet.log(r), 180, f"{role} to join")
+        wait_for(partial(fleet.joined, role), 180, f"{role} to join")
         assert "usable rgb tiles in" in fleet.log(role)
         assert health(str(agents[role].health_address)) == health_pb2.HealthCheckResponse.SERVING
-    assert plain.poll() is None and "SuperNode ID" not in fleet.log("plain")
+    assert plain.poll() is None and not fleet.joined("plain")
     stop_tree(plain)
 
     out = fleet.root / "out"
@@ -224,4 +232,4 @@ def test_three_roles_tls_auth_kill_and_rejoin(fleet: Fleet) -> None:
     assert [r for r in first["replies"] if "Node Unavailable" in r.get("error", "")]
     assert second["clients_ok"] == 3 and second["clients_failed"] == 0
     assert {r["role"] for r in second["replies"]} == set(CLASSES)
-    assert "SuperNode ID" in fleet.log("drone-again")
+    assert fleet.joined("drone-again")
