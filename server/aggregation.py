@@ -180,15 +180,16 @@ def aggregate(
     """Aggregate client predictions with ``rule`` into one float32 (n, C) array.
 
     ``weights`` (examples per client) are used by mean and entropy-reduced; the robust rules
-    ignore them but still check that there is one weight per client.
+    ignore them but still check that there is one weight per client. ``class_counts`` (tiles
+    per class per client) drive class-weighted; without them it is the weighted mean.
     """
     rule = Rule.parse(str(rule))
     if rule is Rule.MEAN:
         return weighted_mean(predictions, weights)
     if rule is Rule.CLASS_WEIGHTED:
         _weights(weights, len(predictions))
-        if class_counts is None:
-            raise ValueError("the class-weighted rule needs every client's class counts")
+        if class_counts is None:  # nothing to weigh classes by: the example-weighted mean
+            return weighted_mean(predictions, weights)
         return class_weighted_mean(predictions, class_counts)
     if rule is Rule.ENTROPY_REDUCED:
         return entropy_reduced(predictions, weights, sharpen_temperature)

@@ -49,7 +49,13 @@ def _dirichlet(rng: np.random.Generator, alpha: np.ndarray, n: int) -> np.ndarra
 
 def test_rules_parse_by_name() -> None:
     assert [Rule.parse(r.value) for r in Rule] == ALL_RULES
-    assert {r.value for r in Rule} == {"mean", "entropy-reduced", "trimmed-mean", "median"}
+    assert {r.value for r in Rule} == {
+        "mean",
+        "class-weighted",
+        "entropy-reduced",
+        "trimmed-mean",
+        "median",
+    }
     with pytest.raises(ConfigError, match="trimmed-mean"):
         Rule.parse("krum")
 
@@ -294,7 +300,8 @@ def test_class_weighted_mean_edge_cases() -> None:
     np.testing.assert_allclose(out, [[0.5, 0.25, 0.25]], rtol=1e-6)
     with pytest.raises(ValueError, match="class counts"):
         aggregate(Rule.CLASS_WEIGHTED, [a, b], [1, 1], class_counts=[[1, 0, 0]])
-    with pytest.raises(ValueError, match="class counts"):
-        aggregate(Rule.CLASS_WEIGHTED, [a, b], [1, 1])
+    np.testing.assert_array_equal(  # no counts: the example-weighted mean
+        aggregate(Rule.CLASS_WEIGHTED, [a, b], [1, 3]), aggregate(Rule.MEAN, [a, b], [1, 3])
+    )
     with pytest.raises(ValueError, match="non-negative"):
         aggregate(Rule.CLASS_WEIGHTED, [a, b], [1, 1], class_counts=[[1, -1, 0], [1, 0, 0]])
