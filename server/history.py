@@ -83,17 +83,17 @@ class History:
         """Write the report atomically (temp file, fsync, rename)."""
         if self.out_dir is None:
             return None
-        text = json.dumps(_finite(self.to_dict()), indent=2).encode()
+        text = json.dumps(finite_json(self.to_dict()), indent=2).encode()
         path = atomic_write(self.out_dir / REPORT_FILE, lambda fh: fh.write(text))
         return path
 
 
-def _finite(value: Any) -> Any:
+def finite_json(value: Any) -> Any:
     """JSON has no NaN: turn non-finite floats into null."""
     if isinstance(value, float):
         return value if value == value and abs(value) != float("inf") else None
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: finite_json(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_finite(v) for v in value]
+        return [finite_json(v) for v in value]
     return value

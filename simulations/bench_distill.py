@@ -42,6 +42,7 @@ from common.student_file import load_student
 from common.training import TrainSettings, accuracy, fit
 from server.fedavg import GLOBAL_MODEL_FILE
 from server.ground import GroundSegment, prepare
+from server.history import finite_json
 from simulations.flower import SuperLink, write_connection
 from simulations.simulate import run_federation, with_paths
 
@@ -394,16 +395,6 @@ def write_report(path: Path, run: dict[str, Any]) -> Path:
     same = ("alpha", "clients", "rounds", "seed", "test_set")
     runs = [r for r in runs if any(r.get(k) != run[k] for k in same)] + [run]
     runs.sort(key=lambda r: (str(r.get("test_set")), r.get("clients", 0), r.get("alpha", 0)))
-    text = json.dumps({"runs": _finite(runs)}, indent=2).encode()
+    text = json.dumps({"runs": finite_json(runs)}, indent=2).encode()
     path.parent.mkdir(parents=True, exist_ok=True)
     return atomic_write(path, lambda fh: fh.write(text))
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
