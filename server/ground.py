@@ -8,7 +8,8 @@ with Ray and shows up in the CLI's log.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 import numpy as np
 from torch import nn
@@ -32,18 +33,33 @@ class GroundSegment:
     student: GlobalStudent
     student_start_accuracy: float
     preinstalled_accuracy: dict[str, float]  # architecture -> test accuracy
+    # Wall seconds of each preparation step (``teacher``, ``global-student``,
+    # ``preinstall-<arch>``): close to zero when the step came from the cache.
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 def prepare(cfg: RunConfig) -> GroundSegment:
+    seconds: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(step: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        seconds[step] = now - clock
+        clock = now
+
     fed = load_federation(cfg)
+    lap("data")
     teacher, teacher_accuracy = load_or_train_teacher(cfg, fed)
     log.info("teacher test accuracy %.4f", teacher_accuracy)
     student = GlobalStudent(fed, cfg)
     teacher_probs = predict_proba(teacher, student.reference)
+    lap("teacher")
     start = float("nan")
     if cfg.method == "fedkd":  # the FedAvg baseline has no server-side student
         start = student.pretrain(teacher_probs)
         log.info("global student starts at test accuracy %.4f", start)
+        lap("global-student")
     preinstalled: dict[str, float] = {}
     if cfg.client_init == "pretrained" or cfg.method == "fedavg":
         archs = sorted({cfg.arch_of(role) for role in cfg.role_cycle})
@@ -51,6 +67,7 @@ def prepare(cfg: RunConfig) -> GroundSegment:
             archs = [cfg.student or "tiny"]
         for arch in archs:
             preinstalled[arch] = preinstall(cfg, fed, arch, teacher_probs)
+            lap(f"preinstall-{arch}")
     return GroundSegment(
-        fed, teacher, teacher_probs, teacher_accuracy, student, start, preinstalled
+        fed, teacher, teacher_probs, teacher_accuracy, student, start, preinstalled, seconds
     )

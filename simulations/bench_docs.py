@@ -80,6 +80,10 @@ def _distill_section(report: dict[str, Any], out: Path, img: Path, docs_dir: Pat
                 f"| {_bytes(m['bytes_per_client_round'])} | {_bytes(m['bytes_total'])} "
                 f"| {m['seconds']:.0f} |"
             )
+        ground = run.get("ground_seconds")
+        if ground:
+            steps = ", ".join(f"{k} {v:.0f} s" for k, v in ground.items() if k != "total")
+            lines += ["", f"Ground preparation {ground['total']:.0f} s ({steps}; ~0 = cached)."]
         search = methods.get("fedavg", {}).get("search")
         if search:
             points = ", ".join(
