@@ -117,8 +117,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--scenario", default="leo50", help="scenario name (simulations/scenarios) or TOML path"
     )
     f.add_argument("--seed", type=int, default=42)
-    f.add_argument("--hours", type=float, default=36.0, help="simulated horizon of both runs")
-    f.add_argument("--target", type=float, default=0.6, help="target global-student accuracy")
+    f.add_argument("--hours", type=float, default=40.0, help="simulated horizon, synchronous")
+    f.add_argument(
+        "--aware-hours", type=float, default=20.0, help="simulated horizon, contact-aware"
+    )
+    f.add_argument("--target", type=float, default=0.75, help="target global-student accuracy")
     f.add_argument("--per-round", type=int, default=7, help="clients given work per round, max")
     f.add_argument("--window-minutes", type=float, default=60.0, help="contact-aware round length")
     f.add_argument("--max-staleness", type=int, default=4, help="oldest accepted reply, rounds")
@@ -246,6 +249,7 @@ def _run_fleet(args: argparse.Namespace) -> int:
             scenario=args.scenario,
             seed=args.seed,
             hours=args.hours,
+            aware_hours=args.aware_hours,
             target=args.target,
             per_round=args.per_round,
             window_minutes=args.window_minutes,
