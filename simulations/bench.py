@@ -117,9 +117,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--scenario", default="leo50", help="scenario name (simulations/scenarios) or TOML path"
     )
     f.add_argument("--seed", type=int, default=42)
-    f.add_argument("--hours", type=float, default=40.0, help="simulated horizon, synchronous")
+    f.add_argument("--hours", type=float, default=96.0, help="simulated horizon, synchronous")
     f.add_argument(
-        "--aware-hours", type=float, default=20.0, help="simulated horizon, contact-aware"
+        "--aware-hours", type=float, default=24.0, help="simulated horizon, contact-aware"
     )
     f.add_argument("--target", type=float, default=0.75, help="target global-student accuracy")
     f.add_argument("--per-round", type=int, default=7, help="clients given work per round, max")

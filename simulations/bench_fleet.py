@@ -6,7 +6,7 @@ only clients in contact then get work; late replies are held, down-weighted or d
 Synchronous: the sampled clients must all receive and return before the next round. Each
 round's accuracy is the global student's on the test split; its simulated hours come from
 the scenario's contact windows. The synchronous run covers ``hours`` of simulated time; the
-contact-aware one ``aware_hours`` (default: half of it, the bar it has to clear; its rounds are
+contact-aware one ``aware_hours`` (default: a quarter of it; its rounds are
 short, so covering the whole horizon would multiply the bench's wall time for no new answer).
 """
 
@@ -63,8 +63,8 @@ def fleet_defaults() -> RunConfig:
 class FleetBench:
     scenario: str = "leo50"
     seed: int = 42
-    hours: float = 40.0  # simulated horizon of the synchronous run
-    aware_hours: float = 20.0  # simulated horizon of the contact-aware run
+    hours: float = 96.0  # simulated horizon of the synchronous run
+    aware_hours: float = 24.0  # simulated horizon of the contact-aware run
     target: float = 0.75
     per_round: int = 7  # clients that get work in a round, at most
     window_minutes: float = 60.0
