@@ -8,7 +8,7 @@ Model (good to a fraction of a degree of elevation, plenty for scheduling):
   GMST; polar motion and the equation of the equinoxes are ignored, < 1 arc-second);
 - stations: on a spherical Earth of radius 6378.137 km, local vertical = radial direction
   (versus the WGS-84 geodetic normal the elevation differs by at most ~0.2 degrees);
-- windows: elevation sampled every ``step`` seconds, each rising and setting edge refined by
+- windows: elevation sampled every ``step`` seconds, all rising and setting edges refined by
   bisection to ~0.01 s; the maximum elevation is the largest sample in the window.
 
 Results are cached as JSON under ``cache_dir()/contacts``, keyed by a hash of the orbital
@@ -130,15 +130,19 @@ def elevation(sat: Satrec, station: Station, jd0: float, hours: np.ndarray) -> n
     return out
 
 
-def _edge(sat: Satrec, station: Station, jd0: float, below: float, above: float) -> float:
-    """The time between ``below`` (under the mask) and ``above`` where it crosses the mask."""
+def _edges(
+    sat: Satrec, station: Station, jd0: float, below: np.ndarray, above: np.ndarray
+) -> np.ndarray:
+    """Times between each ``below`` (under the mask) and ``above`` where elevation crosses
+    the mask, by bisection on all edges at once."""
+    below, above = below.astype(np.float64), above.astype(np.float64)
     for _ in range(REFINE_STEPS):
         mid = 0.5 * (below + above)
-        if elevation(sat, station, jd0, np.array([mid]))[0] >= station.min_elevation_deg:
-            above = mid
-        else:
-            below = mid
-    return 0.5 * (below + above)
+        up = elevation(sat, station, jd0, mid) >= station.min_elevation_deg
+        above = np.where(up, mid, above)
+        below = np.where(up, below, mid)
+    out: np.ndarray = 0.5 * (below + above)
+    return out
 
 
 def contact_windows(
@@ -150,22 +154,24 @@ def contact_windows(
     step = step_seconds / 3600.0
     hours = np.arange(0.0, period_hours + step / 2, step)
     elev = elevation(sat, station, jd0, hours)
-    up = elev >= station.min_elevation_deg
-    out: list[Window] = []
-    i = 0
-    while i < len(up):
-        if not up[i]:
-            i += 1
-            continue
-        j = i
-        while j + 1 < len(up) and up[j + 1]:
-            j += 1
-        begin = hours[i] if i == 0 else _edge(sat, station, jd0, hours[i - 1], hours[i])
-        last = j == len(up) - 1
-        end = hours[j] if last else _edge(sat, station, jd0, hours[j + 1], hours[j])
-        out.append(Window(float(begin), float(end), float(elev[i : j + 1].max())))
-        i = j + 1
-    return out
+    up = (elev >= station.min_elevation_deg).astype(np.int8)
+    change = np.diff(np.concatenate([[0], up, [0]]))
+    first = np.flatnonzero(change == 1)  # first sample above the mask of each pass
+    last = np.flatnonzero(change == -1) - 1  # last sample above it
+    if len(first) == 0:
+        return []
+    rise_ok, set_ok = first > 0, last < len(hours) - 1  # passes cut by the period stay cut
+    begin, end = hours[first].copy(), hours[last].copy()
+    if rise_ok.any():
+        f = first[rise_ok]
+        begin[rise_ok] = _edges(sat, station, jd0, hours[f - 1], hours[f])
+    if set_ok.any():
+        g = last[set_ok]
+        end[set_ok] = _edges(sat, station, jd0, hours[g + 1], hours[g])
+    return [
+        Window(float(b), float(e), float(elev[i : j + 1].max()))
+        for b, e, i, j in zip(begin, end, first, last, strict=True)
+    ]
 
 
 def merge(windows: list[Window]) -> list[Window]:
