@@ -30,7 +30,7 @@ from flwr.serverapp.strategy import Strategy
 from common import keys
 from common.codec import Codec, encode
 from common.errors import ReplyError
-from server.aggregation import Rule, aggregate
+from server.aggregation import Rule, aggregate, merge_groups
 from server.history import RoundRecord
 from server.knowledge import Knowledge
 from server.replies import ClientReply, parse_reply
@@ -61,21 +61,6 @@ def describe_reply(msg: Message) -> dict[str, Any]:
         "records": sorted(content.keys()),
         "arrays": arrays,
     }
-
-
-def merge_groups(
-    groups: list[tuple[np.ndarray, np.ndarray, float]],
-) -> tuple[np.ndarray, np.ndarray]:
-    """Aggregates on different index sets -> one (union, probabilities): where sets overlap,
-    the mean weighted by each group's total weight."""
-    union = np.unique(np.concatenate([g[0] for g in groups]))
-    total = np.zeros((len(union), groups[0][1].shape[1]), dtype=np.float64)
-    mass = np.zeros(len(union), dtype=np.float64)
-    for indices, agg, weight in groups:
-        rows = np.searchsorted(union, indices)
-        total[rows] += weight * agg
-        mass[rows] += weight
-    return union, (total / mass[:, None]).astype(np.float32)
 
 
 class FedKD(Strategy):
