@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from clients.reply import build_reply
 from clients.student import local_round
 from common import keys
 from common.config import RunConfig
-from common.errors import DataNotFoundError
+from common.errors import ConfigError, DataNotFoundError
 from common.federation import Federation, Split, load_federation
 from common.models import build_model
 from common.preinstalled import preinstalled_student
@@ -36,8 +37,32 @@ def _identity(context: Context) -> tuple[RunConfig, int, str]:
     cfg = RunConfig.from_mapping(context.run_config)
     torch.set_num_threads(int(context.node_config.get("num-threads", 1)))
     partition_id = int(context.node_config[keys.NODE_PARTITION_ID])
-    role = str(context.node_config.get(keys.NODE_ROLE, cfg.role_of(partition_id)))
+    default = scenario_role(cfg.scenario, partition_id) if cfg.scenario else None
+    role = str(context.node_config.get(keys.NODE_ROLE, default or cfg.role_of(partition_id)))
     return cfg, partition_id, role
+
+
+@functools.cache
+def _scenario_roles(scenario: str) -> tuple[str, ...]:
+    from simulations.scenario import load_scenario  # only fleets need the scenario
+
+    return tuple(load_scenario(scenario).roles())
+
+
+def scenario_role(scenario: str, partition_id: int) -> str:
+    """The role of simulated client ``partition_id`` in a fleet scenario."""
+    roles = _scenario_roles(scenario)
+    if not 0 <= partition_id < len(roles):
+        raise ConfigError(f"partition {partition_id} is not in scenario {scenario!r}")
+    return roles[partition_id]
+
+
+@app.query()
+def query(msg: Message, context: Context) -> Message:
+    """Who this node is: its partition id (= scenario client) and role, nothing else."""
+    _, partition_id, role = _identity(context)
+    info = ConfigRecord({keys.PARTITION_ID: partition_id, keys.ROLE: role})
+    return Message(RecordDict({keys.INFO: info}), reply_to=msg)
 
 
 def _splits(

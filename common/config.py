@@ -20,6 +20,7 @@ METHODS = ("fedkd", "fedavg")
 CLIENT_INITS = ("pretrained", "scratch")
 OPTIMIZERS = ("adam", "sgd")
 BATCH_NORM = ("train", "frozen")
+SCHEDULES = ("contact-aware", "synchronous")
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,12 @@ class RunConfig:
     attackers: float = 0.0  # simulation: fraction of Byzantine clients (lowest partition ids)
     attack: str = "mixed"  # random, inverted, constant or mixed
     resume: int = 0  # 1: continue from out-dir/checkpoint.pt (skydistill simulate --resume)
+    # Fleet scenario (simulations/scenarios/<name>.toml or a path; empty: no contact model)
+    scenario: str = ""
+    schedule: str = "contact-aware"  # or synchronous: wait for every sampled client
+    round_window_minutes: float = 60.0  # contact-aware: simulated minutes per round
+    max_staleness: int = 4  # contact-aware: oldest accepted reply, in rounds
+    staleness_decay: float = 0.5  # contact-aware: a reply of age a weighs decay ** a
 
     def __post_init__(self) -> None:
         if self.dataset not in DATASETS:
@@ -95,6 +102,7 @@ class RunConfig:
             "fedavg-bn": (self.fedavg_bn, BATCH_NORM),
             "client-bn": (self.client_bn, BATCH_NORM),
             "attack": (self.attack, ("random", "inverted", "constant", "mixed")),
+            "schedule": (self.schedule, SCHEDULES),
         }
         for key, (value, allowed) in choices.items():
             if value not in allowed:
@@ -131,6 +139,9 @@ class RunConfig:
             "dp-noise": self.dp_noise >= 0,
             "dp-clip": self.dp_clip > 0,
             "attackers": 0 <= self.attackers < 1,
+            "round-window-minutes": self.round_window_minutes > 0,
+            "max-staleness": 0 <= self.max_staleness <= 100,
+            "staleness-decay": 0 < self.staleness_decay <= 1,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:

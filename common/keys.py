@@ -43,6 +43,7 @@ PAYLOAD_BYTES = "payload-bytes"
 
 # Keys inside INFO
 ROLE = "role"
+PARTITION_ID = "partition-id"  # in the reply to a QUERY: which simulated client a node is
 
 # Node config (set per SuperNode: `--node-config "role='drone' data-dir='/data'"`)
 NODE_ROLE = "role"

@@ -199,3 +199,18 @@ def aggregate(
     if rule is Rule.MEDIAN:
         return coordinate_median(predictions)
     raise ConfigError(f"aggregation rule {rule} is not implemented")
+
+
+def merge_groups(
+    groups: list[tuple[np.ndarray, np.ndarray, float]],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Aggregates on different index sets -> one (union, probabilities): where sets overlap,
+    the mean weighted by each group's total weight."""
+    union = np.unique(np.concatenate([g[0] for g in groups]))
+    total = np.zeros((len(union), groups[0][1].shape[1]), dtype=np.float64)
+    mass = np.zeros(len(union), dtype=np.float64)
+    for indices, agg, weight in groups:
+        rows = np.searchsorted(union, indices)
+        total[rows] += weight * agg
+        mass[rows] += weight
+    return union, (total / mass[:, None]).astype(np.float32)

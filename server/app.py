@@ -17,6 +17,7 @@ from server import metrics
 from server.aggregation import Rule
 from server.checkpoint import load_checkpoint, restore, snapshot
 from server.fedavg import run_fedavg
+from server.fleet import build_schedule, discover_clients
 from server.ground import prepare
 from server.history import History
 from server.knowledge import Knowledge
@@ -67,7 +68,10 @@ def main(grid: Grid, context: Context) -> None:
         seed=cfg.seed,
         evaluate_every=cfg.evaluate_every,
         num_rounds=cfg.num_rounds,
+        schedule=build_schedule(cfg) if cfg.scenario else None,
     )
+    if strategy.schedule is not None:
+        strategy.node_clients = discover_clients(grid, cfg.num_clients)
 
     out_dir = Path(cfg.out_dir) if cfg.out_dir else None
     checkpoint = load_checkpoint(out_dir) if cfg.resume and out_dir else None
@@ -86,8 +90,12 @@ def main(grid: Grid, context: Context) -> None:
             return None
         server_round += strategy.round_offset
         previous = history.rounds[-1].global_accuracy if history.rounds else None
-        record.distill_loss = student.distil(knowledge.targets, server_round)
-        record.global_accuracy = student.evaluate()
+        if strategy.schedule is not None and not strategy.updated:
+            # Nobody's knowledge arrived in this window: the global student stays as it was.
+            record.global_accuracy = history.start_accuracy if previous is None else previous
+        else:
+            record.distill_loss = student.distil(knowledge.targets, server_round)
+            record.global_accuracy = student.evaluate()
         record.seconds = time.perf_counter() - strategy.round_started
         history.rounds.append(record)
         if out_dir is not None:  # the checkpoint first: the report never runs ahead of it

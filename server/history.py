@@ -33,6 +33,12 @@ class RoundRecord:
     distill_loss: float = float("nan")
     teacher_agreement: float = float("nan")
     seconds: float = 0.0
+    # Fleet scenarios: simulated hours at the end of the round, and replies that arrived in a
+    # later contact (held, then accepted down-weighted or dropped as too old).
+    simulated_hours: float | None = None
+    replies_held: int = 0
+    stale_accepted: int = 0
+    stale_dropped: int = 0
     # What each reply carried: records and array shapes (audit that only soft labels travel).
     replies: list[dict[str, Any]] = field(default_factory=list)
 

@@ -11,7 +11,7 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -30,14 +30,16 @@ from flwr.serverapp.strategy import Strategy
 from common import keys
 from common.codec import Codec, encode
 from common.errors import ReplyError
-from server.aggregation import Rule, aggregate
+from server.aggregation import Rule, aggregate, merge_groups
 from server.history import RoundRecord
 from server.knowledge import Knowledge
 from server.replies import ClientReply, parse_reply
+from server.schedule import RoundPlan, Schedule
 
 log = logging.getLogger(__name__)
 
 KNOWLEDGE = "knowledge"
+MAX_STALENESS = 100  # rounds of reference indices kept for replies that arrive late
 
 
 def describe_reply(msg: Message) -> dict[str, Any]:
@@ -80,6 +82,7 @@ class FedKD(Strategy):
         wait_for_nodes_seconds: float = 300.0,
         evaluate_every: int = 0,
         num_rounds: int = 0,
+        schedule: Schedule[ClientReply] | None = None,
     ) -> None:
         self.knowledge = knowledge
         self.codec = codec
@@ -100,6 +103,12 @@ class FedKD(Strategy):
         self._indices = np.empty(0, dtype=np.int64)
         self.current: RoundRecord | None = None
         self.round_started = 0.0
+        # Fleet scenarios: who may talk when (None: every sampled node, every round). Nodes
+        # map to scenario clients through ``node_clients`` (node id -> partition id).
+        self.schedule = schedule
+        self.node_clients: dict[int, int] = {}
+        self._issued: dict[int, np.ndarray] = {}  # round -> reference indices sent then
+        self.updated = False  # did the last round change the knowledge?
 
     @property
     def sampler_state(self) -> tuple[object, ...]:
@@ -136,15 +145,33 @@ class FedKD(Strategy):
         size = min(len(nodes), max(self.min_train_nodes, int(len(nodes) * self.fraction_train)))
         return sorted(self._rng.sample(nodes, size))
 
+    def _plan(self, server_round: int) -> RoundPlan:
+        assert self.schedule is not None
+        if not self.node_clients:
+            raise RuntimeError("FedKD has a schedule but no node -> client map: discover first")
+        return self.schedule.plan_round(server_round)
+
+    def _nodes_of(self, plan: RoundPlan) -> list[int]:
+        """The Flower nodes of the plan's scenario clients (sorted)."""
+        by_client = {c: n for n, c in self.node_clients.items()}
+        missing = [c for c in plan.clients if c not in by_client]
+        if missing:
+            log.warning("round %d: scenario clients %s have no node", plan.round, missing)
+        return sorted(by_client[c] for c in plan.clients if c in by_client)
+
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
         server_round += self.round_offset
         self.round_started = time.perf_counter()
-        node_ids = self._sample_nodes(grid)
+        plan = self._plan(server_round) if self.schedule is not None else None
+        node_ids = self._sample_nodes(grid) if plan is None else self._nodes_of(plan)
         rng = np.random.default_rng([self.seed, server_round])
         n_ref = self.knowledge.shape[0]
         self._indices = np.sort(rng.choice(n_ref, size=self.reference_per_round, replace=False))
+        if self.schedule is None:
+            self._issued.clear()
+        self._issued[server_round] = self._indices
         payload = encode(self.knowledge.targets[self._indices], self.codec, k=self.topk)
         record = ArrayRecord({name: Array(a) for name, a in payload.items()})
         # Indices travel in the narrowest unsigned type that holds them (2 bytes up to 65,536
@@ -160,6 +187,7 @@ class FedKD(Strategy):
             round=server_round,
             clients_selected=len(node_ids),
             bytes_down=record.count_bytes() * len(node_ids),
+            simulated_hours=None if plan is None else plan.end,
         )
         log.info("round %d: %d clients selected", server_round, len(node_ids))
         return [
@@ -174,6 +202,7 @@ class FedKD(Strategy):
         record = self.current or RoundRecord(round=server_round)
         shape = (len(self._indices), self.knowledge.shape[1])
         valid: list[ClientReply] = []
+        senders: list[int] = []
         reasons: Counter[str] = Counter()
         for msg in replies:
             record.replies.append(describe_reply(msg))
@@ -183,6 +212,7 @@ class FedKD(Strategy):
                 continue
             try:
                 valid.append(parse_reply(msg, shape, self.codec))
+                senders.append(msg.metadata.src_node_id)
             except ReplyError as exc:
                 reasons[exc.reason] += 1
                 log.warning("reply of client %d rejected: %s", msg.metadata.src_node_id, exc)
@@ -199,31 +229,84 @@ class FedKD(Strategy):
                 by_role.setdefault(r.role, []).append(r.local_accuracy)
         record.client_accuracy = {role: float(np.mean(v)) for role, v in sorted(by_role.items())}
         self.current = record
-        if not valid:
+        self.updated = False
+        groups = {server_round: (valid, [1.0] * len(valid))}
+        if self.schedule is not None:
+            groups = self._settle(server_round, record, dict(zip(senders, valid, strict=True)))
+        groups = {r: g for r, g in groups.items() if g[0]}
+        if not groups:
             log.warning("round %d: no valid replies, knowledge unchanged", server_round)
             return None, None
-        counts = [r.class_counts for r in valid]
-        if self.rule is Rule.CLASS_WEIGHTED and any(c is None for c in counts):
-            log.warning("round %d: a reply lacks class counts, using the plain mean", server_round)
-            agg = aggregate(Rule.MEAN, [r.probs for r in valid], [r.num_examples for r in valid])
+        aggs = {r: self._aggregate(server_round, *g) for r, g in groups.items()}
+        if len(aggs) == 1:
+            ((issued, agg),) = aggs.items()
+            self.knowledge.update(self._issued[issued], agg, server_round)
         else:
-            agg = aggregate(
-                self.rule,
-                [r.probs for r in valid],
-                [r.num_examples for r in valid],
-                trim=self.trim,
-                class_counts=[c for c in counts if c is not None],
+            indices, agg = merge_groups(
+                [(self._issued[r], agg, sum(groups[r][1])) for r, agg in aggs.items()]
             )
-        self.knowledge.update(self._indices, agg, server_round)
+            self.knowledge.update(indices, agg, server_round)
+        self.updated = True
         record.teacher_agreement = self.knowledge.teacher_agreement()
+        used = [r for g in groups.values() for r in g[0]]
         metrics = MetricRecord(
             {
                 "clients-ok": record.clients_ok,
-                "num-examples": sum(r.num_examples for r in valid),
+                "num-examples": sum(r.num_examples for r in used),
                 "teacher-agreement": record.teacher_agreement,
             }
         )
         return self.knowledge_record(), metrics
+
+    def _settle(
+        self, server_round: int, record: RoundRecord, replies: dict[int, ClientReply]
+    ) -> dict[int, tuple[list[ClientReply], list[float]]]:
+        """This round's fresh replies and the held ones delivered now, grouped by the round
+        that issued them, with their staleness weights."""
+        assert self.schedule is not None
+        by_client = {self.node_clients[n]: r for n, r in replies.items() if n in self.node_clients}
+        settled = self.schedule.settle(server_round, by_client)
+        record.replies_held = settled.held
+        record.stale_accepted = len(settled.stale)
+        record.stale_dropped = settled.dropped
+        groups: dict[int, tuple[list[ClientReply], list[float]]] = {
+            server_round: (settled.fresh, [1.0] * len(settled.fresh))
+        }
+        for reply, issued, _, weight in settled.stale:
+            group = groups.setdefault(issued, ([], []))
+            group[0].append(reply)
+            group[1].append(weight)
+        self._issued = {r: i for r, i in self._issued.items() if r > server_round - MAX_STALENESS}
+        if settled.stale or settled.dropped or settled.held:
+            log.info(
+                "round %d: %d fresh, %d stale accepted, %d too old, %d held for later",
+                server_round,
+                len(settled.fresh),
+                len(settled.stale),
+                settled.dropped,
+                settled.held,
+            )
+        return groups
+
+    def _aggregate(
+        self, server_round: int, valid: list[ClientReply], factors: list[float]
+    ) -> np.ndarray:
+        """Aggregate replies on one set of indices; weights = examples x staleness factor."""
+        weights = [r.num_examples * f for r, f in zip(valid, factors, strict=True)]
+        counts: list[Sequence[float] | None] = [r.class_counts for r in valid]
+        if self.rule is Rule.CLASS_WEIGHTED and any(c is None for c in counts):
+            log.warning("round %d: a reply lacks class counts, using the plain mean", server_round)
+            return aggregate(Rule.MEAN, [r.probs for r in valid], weights)
+        if self.rule is Rule.CLASS_WEIGHTED and any(f != 1.0 for f in factors):
+            # class-weighted ignores example weights: scale the counts by the staleness factor
+            counts = [[f * n for n in c] if c else c for c, f in zip(counts, factors, strict=True)]
+        return aggregate(
+            self.rule,
+            [r.probs for r in valid],
+            weights,
+            trim=self.trim,
+            class_counts=[c for c in counts if c is not None],
+        )
 
     def configure_evaluate(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid

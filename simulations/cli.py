@@ -58,6 +58,20 @@ def _simulate_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         help="continue the run in DIR from its last completed round (after a crash); the "
         "run config is read from DIR/run-config.toml and other options are ignored",
     )
+    p.add_argument(
+        "--scenario",
+        default=None,
+        metavar="NAME|TOML",
+        help="fleet scenario (small, leo50, fleet10k or a TOML path): rounds follow its contact "
+        "windows and --clients becomes the scenario's client count (docs/fleets.md)",
+    )
+    p.add_argument(
+        "--schedule",
+        choices=("contact-aware", "synchronous"),
+        default=d.schedule,
+        help="with --scenario: work only for clients in contact in each round's window, or "
+        "wait for every sampled client to receive and return",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=_run_simulate)
 
@@ -91,6 +105,17 @@ def _run_simulate(args: argparse.Namespace) -> int:
     }
     if args.data_dir:
         values["data-dir"] = args.data_dir
+    if args.scenario:
+        from simulations.scenario import load_scenario
+
+        scenario = load_scenario(args.scenario)
+        values.update(
+            {
+                "scenario": str(scenario.path),  # absolute: the SuperLink runs elsewhere
+                "num-clients": scenario.num_clients,
+                "schedule": args.schedule,
+            }
+        )
     cfg = RunConfig.from_mapping(values)
     report = simulate(cfg, args.out, progress=not args.no_progress)
     _print_final(report, args.out)

@@ -23,6 +23,7 @@ from common.errors import ConfigError
 from common.federation import dataset_folder
 from common.settings import PROJECT_ROOT
 from server.checkpoint import CHECKPOINT_FILE, load_checkpoint
+from server.fleet import build_schedule
 from server.ground import prepare
 from server.history import REPORT_FILE
 from simulations.flower import (
@@ -85,6 +86,8 @@ def simulate(
     torch.set_num_threads(os.cpu_count() or 1)
     ground = prepare(cfg)
     log.info("%d %s tiles in %s", len(ground.fed.arrays), cfg.dataset, dataset_folder(cfg))
+    if cfg.scenario:  # refuse a mismatched scenario, and compute its contacts, before Flower
+        build_schedule(cfg)
     checkpoint = load_checkpoint(out) if cfg.resume else None
     if checkpoint is not None:  # refuse here, before any Flower process starts
         checkpoint.check_matches(cfg, ground.fed)

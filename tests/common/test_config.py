@@ -58,3 +58,11 @@ def test_each_role_has_its_own_student_unless_one_is_forced() -> None:
     assert RunConfig(student="tiny").arch_of("ground-station") == "tiny"
     with pytest.raises(ConfigError, match="unknown role 'balloon'"):
         RunConfig().arch_of("balloon")
+
+
+def test_fleet_keys_are_checked() -> None:
+    cfg = RunConfig.from_mapping({"scenario": "leo50", "schedule": "synchronous"})
+    assert (cfg.round_window_minutes, cfg.max_staleness, cfg.staleness_decay) == (60.0, 4, 0.5)
+    for bad in ({"schedule": "eventually"}, {"staleness-decay": 0.0}, {"max-staleness": -1}):
+        with pytest.raises(ConfigError, match=next(iter(bad))):
+            RunConfig.from_mapping(bad)

@@ -157,3 +157,50 @@ def test_evaluation_rounds_and_per_role_test_accuracy() -> None:
     assert out is not None and s.current is not None
     assert s.current.client_test_accuracy == {"drone": pytest.approx(0.7)}
     assert s.current.client_test_accuracy_mean == pytest.approx(0.7)
+
+
+def test_contact_aware_round_sends_to_contacts_and_merges_a_stale_reply() -> None:
+    from server.schedule import ALWAYS, ContactAwareSchedule, ContactPlan
+
+    # client 0: always online; 1: replies 2.5 h later (round 3); 2: after 10 h; 3: never
+    windows = [list(ALWAYS), [(0.1, 0.2), (2.5, 2.6)], [(0.1, 0.2), (10.0, 10.1)], []]
+    schedule: ContactAwareSchedule[object] = ContactAwareSchedule(
+        ContactPlan(windows),
+        window_hours=1.0,
+        max_clients=4,
+        max_staleness=2,
+        decay=0.5,
+        train_hours=0.25,
+    )
+    s = _strategy(schedule=schedule)
+    s.node_clients = {100: 0, 101: 1, 102: 2, 103: 3}
+    grid = LoopbackGrid([100, 101, 102, 103])
+
+    def one_hot(c: int) -> np.ndarray:
+        p = np.zeros((10, C), np.float32)
+        p[:, c] = 1
+        return p
+
+    def run_round(r: int, classes: dict[int, int]) -> np.ndarray:
+        msgs = list(s.configure_train(r, s.knowledge_record(), ConfigRecord(), grid))
+        assert s.current is not None and s.current.simulated_hours == float(r)
+        sent = {m.metadata.dst_node_id: m for m in msgs}
+        assert sorted(sent) == sorted(classes)
+        s.aggregate_train(r, [_reply(sent[n], one_hot(c), 1) for n, c in classes.items()])
+        return np.asarray(msgs[0].content[keys.TARGETS][keys.INDICES].numpy(), dtype=np.int64)
+
+    idx1 = run_round(1, {100: 0, 101: 1, 102: 2})
+    assert s.current is not None and s.current.replies_held == 2 and s.updated
+    np.testing.assert_allclose(
+        s.knowledge.targets[idx1], 0.5 * s.knowledge.teacher[idx1] + 0.5 * one_hot(0), atol=1e-6
+    )
+    run_round(2, {100: 0})  # 101 and 102 still owe their round-1 replies
+    idx3 = run_round(3, {100: 3})
+    rec = s.current
+    assert rec is not None and (rec.stale_accepted, rec.stale_dropped) == (1, 0)
+    # round 3's own reply weighs 1, client 1's round-1 reply 0.5 ** 2 on the rows both cover
+    for row in np.union1d(idx1, idx3):
+        in1, in3 = row in idx1, row in idx3
+        agg = (in3 * one_hot(3)[0] + in1 * 0.25 * one_hot(1)[0]) / (in3 + 0.25 * in1)
+        expected = 0.5 * s.knowledge.teacher[row] + 0.5 * agg
+        np.testing.assert_allclose(s.knowledge.targets[row], expected, atol=1e-6)

@@ -31,3 +31,12 @@ def test_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     for option in ("--clients", "--rounds", "--alpha", "--dataset", "--seed", "--out"):
         assert option in out
+
+
+def test_unknown_scenario_is_refused_with_the_shipped_names(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["simulate", "--scenario", "atlantis", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "atlantis" in err and "leo50" in err
+    assert not (tmp_path / "flwr-home").exists()

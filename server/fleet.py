@@ -1,0 +1,84 @@
+"""Fleet scenarios in the ServerApp: build the round schedule, learn which node is which client.
+
+Flower gives simulated nodes random ids; each node's partition id (= scenario client) is
+known only to the node, so before round 1 the server asks every node once (a QUERY message
+answered by the ClientApp with its partition id and role).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from flwr.app import ConfigRecord, Message, MessageType, RecordDict
+from flwr.serverapp import Grid
+
+from common import keys
+from common.config import RunConfig
+from common.errors import ConfigError
+from server.replies import ClientReply
+from server.schedule import ContactAwareSchedule, Schedule, SynchronousSchedule
+
+log = logging.getLogger(__name__)
+
+# int8 soft labels (+ one fp32 scale per row) for each reference tile, down and up
+BYTES_PER_TILE = 2 * (10 + 4)
+
+
+def build_schedule(cfg: RunConfig) -> Schedule[ClientReply]:
+    """The schedule of ``cfg.scenario`` (imports the orbit code only when a scenario is set)."""
+    from simulations.contacts import contact_plan
+    from simulations.scenario import load_scenario
+
+    scenario = load_scenario(cfg.scenario)
+    if scenario.num_clients != cfg.num_clients:
+        raise ConfigError(
+            f"scenario {scenario.name!r} has {scenario.num_clients} clients but num-clients = "
+            f"{cfg.num_clients}: set num-clients = {scenario.num_clients}"
+        )
+    if cfg.resume:
+        raise ConfigError("resume with a scenario is not supported: the schedule starts over")
+    plan = contact_plan(scenario, payload_bytes=cfg.reference_per_round * BYTES_PER_TILE)
+    per_round = max(cfg.min_train_clients, int(cfg.num_clients * cfg.fraction_train))
+    train_hours = scenario.train_minutes / 60.0
+    log.info(
+        "scenario %s: %d clients, %s schedule, %d clients per round at most",
+        scenario.name,
+        scenario.num_clients,
+        cfg.schedule,
+        per_round,
+    )
+    if cfg.schedule == "synchronous":
+        return SynchronousSchedule(
+            plan, max_clients=per_round, train_hours=train_hours, seed=cfg.seed
+        )
+    return ContactAwareSchedule(
+        plan,
+        window_hours=cfg.round_window_minutes / 60.0,
+        max_clients=per_round,
+        max_staleness=cfg.max_staleness,
+        decay=cfg.staleness_decay,
+        train_hours=train_hours,
+        seed=cfg.seed,
+    )
+
+
+def discover_clients(
+    grid: Grid, expected: int, *, timeout: float = 600.0, wait: float = 300.0
+) -> dict[int, int]:
+    """node id -> partition id of every connected node (asks each node once)."""
+    deadline = time.monotonic() + wait
+    while len(nodes := sorted(grid.get_node_ids())) < expected and time.monotonic() < deadline:
+        time.sleep(1.0)
+    content = RecordDict({keys.TRAIN_CONFIG: ConfigRecord({})})
+    messages = [Message(content, dst_node_id=n, message_type=MessageType.QUERY) for n in nodes]
+    found: dict[int, int] = {}
+    for reply in grid.send_and_receive(messages, timeout=timeout):
+        info = None if reply.has_error() else reply.content.get(keys.INFO)
+        pid = info.get(keys.PARTITION_ID) if isinstance(info, ConfigRecord) else None
+        if isinstance(pid, int):
+            found[reply.metadata.src_node_id] = pid
+    log.info("discovered %d of %d nodes' scenario clients", len(found), len(nodes))
+    if len(found) < expected:
+        log.warning("only %d of %d nodes answered: the others get no work", len(found), expected)
+    return found
