@@ -134,6 +134,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         metavar="KEY=VALUE",
         help="override a run-config key of both runs, e.g. --set server-epochs=2",
     )
+    f.add_argument("--docs", type=Path, default=DEFAULT_DOCS, help="benchmark page to regenerate")
     f.set_defaults(func=_run_fleet)
 
 
@@ -240,6 +241,7 @@ def _run_onboard(args: argparse.Namespace) -> int:
 
 def _run_fleet(args: argparse.Namespace) -> int:
     from common.config import RunConfig
+    from simulations.bench_docs import render_docs
     from simulations.bench_fleet import FleetBench, fleet_defaults, run_fleet
     from simulations.cli import parse_sets
 
@@ -259,6 +261,7 @@ def _run_fleet(args: argparse.Namespace) -> int:
             base=base,
         )
     )
+    render_docs(args.out, args.docs)
     aware = report["contact_aware"]["hours_to_target"]
     sync = report["synchronous"]["hours_to_target"]
 

@@ -174,6 +174,43 @@ def _onboard_section(report: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _fleet_section(r: dict[str, Any], out: Path, img: Path, docs_dir: Path) -> list[str]:
+    aware, sync = r["contact_aware"], r["synchronous"]
+
+    def hours(h: float | None) -> str:
+        return "not reached" if h is None else f"{h:.1f} h"
+
+    lines = [
+        "## Contact-aware scheduling (`skydistill bench fleet`)",
+        "",
+        "```",
+        f"skydistill bench fleet --scenario {r['scenario']}",
+        "```",
+        "",
+        f"Simulated hours of orbit time until the global student reaches "
+        f"{_pct(r['target_accuracy'])} % on the test split (details in "
+        "[fleets.md](fleets.md)):",
+        "",
+        "| schedule | hours to target | rounds | final accuracy |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, m in (("contact-aware", aware), ("synchronous", sync)):
+        curve = m.get("curve") or [[0.0, None]]
+        lines.append(
+            f"| {name} | {hours(m['hours_to_target'])} | {len(curve) - 1} "
+            f"| {_pct(curve[-1][1])} at {curve[-1][0]:.0f} h |"
+        )
+    if aware["hours_to_target"] and sync["hours_to_target"]:
+        ratio = aware["hours_to_target"] / sync["hours_to_target"]
+        lines += ["", f"Contact-aware needs {ratio:.2f} of the synchronous schedule's hours."]
+    src = out / "fleet.png"
+    if src.is_file():
+        img.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, img / src.name)
+        lines += ["", f"![fleet]({os.path.relpath(img / src.name, docs_dir)})"]
+    return [*lines, ""]
+
+
 def render_docs(out: Path, docs: Path) -> Path:
     """Write ``docs`` from every report found in ``out``; plots are copied beside it."""
     img = docs.parent / "img"
@@ -195,6 +232,9 @@ def render_docs(out: Path, docs: Path) -> Path:
     onboard = out / "onboard.json"
     if onboard.is_file():
         lines += _onboard_section(json.loads(onboard.read_text()))
+    fleet = out / "fleet.json"
+    if fleet.is_file():
+        lines += _fleet_section(json.loads(fleet.read_text()), out, img, docs.parent)
     docs.parent.mkdir(parents=True, exist_ok=True)
     docs.write_text("\n".join(lines).rstrip() + "\n")
     return docs
