@@ -44,7 +44,9 @@ def train_message(content: RecordDict, node_id: int, run_id: int = 1) -> Message
         ttl=3600.0,
         message_type=MessageType.TRAIN,
     )
-    return Message(content=content, metadata=metadata)
+    # Flower's internal constructor path (metadata given): the typed overloads omit it.
+    message: Message = Message(content=content, metadata=metadata)  # type: ignore[call-overload]
+    return message
 
 
 def trace_path(folder: Path, server_round: int, partition_id: int) -> Path:
