@@ -94,12 +94,12 @@ def _flower_rounds(
     return report, memory
 
 
-def plain_loop(cfg: RunConfig, trace: Path, out: Path) -> tuple[float, int]:
+def plain_loop(cfg: RunConfig, trace: Path, out: Path) -> tuple[list[float], int]:
     """Replay the traced train messages through ``clients.app.train`` in this process.
 
     Same clients (partition ids), rounds, messages (targets, indices, config) and run config
     as the Flower run; each client keeps its own Context across rounds as a virtual node does.
-    The data are loaded before the clock starts. Returns (seconds, client rounds)."""
+    The data are loaded before the clock starts. Returns (seconds per round, client rounds)."""
     shutil.rmtree(out, ignore_errors=True)
     plain = RunConfig.from_mapping({**cfg.to_mapping(), "out-dir": str(out), "trace-dir": ""})
     traced = load_trace(trace)
@@ -109,7 +109,7 @@ def plain_loop(cfg: RunConfig, trace: Path, out: Path) -> tuple[float, int]:
     threads = os.cpu_count() or 1
     contexts: dict[int, Context] = {}
     failed = 0
-    started = time.perf_counter()
+    seconds: dict[int, float] = {}
     for item in traced:
         context = contexts.setdefault(
             item.partition_id,
@@ -125,12 +125,14 @@ def plain_loop(cfg: RunConfig, trace: Path, out: Path) -> tuple[float, int]:
                 run_config=plain.to_mapping(),
             ),
         )
+        started = time.perf_counter()
         reply = train(train_message(item.content, item.partition_id), context)
+        took = time.perf_counter() - started
+        seconds[item.server_round] = seconds.get(item.server_round, 0.0) + took
         failed += reply.has_error()
-    seconds = time.perf_counter() - started
     if failed:
         log.warning("%d of %d replayed client rounds failed", failed, len(traced))
-    return seconds, len(traced)
+    return [seconds[r] for r in sorted(seconds)], len(traced)
 
 
 def run_size(bench: ScaleBench, clients: int, work: Path) -> dict[str, Any]:
@@ -140,12 +142,16 @@ def run_size(bench: ScaleBench, clients: int, work: Path) -> dict[str, Any]:
     torch.set_num_threads(os.cpu_count() or 1)
     prepare(cfg)  # teacher, global and pre-installed students: cached, before any timing
     log.info("%d virtual clients, %d per round, %d rounds", clients, bench.per_round, bench.rounds)
+    load = {"flower_start": os.getloadavg()[0]}
     t0 = time.perf_counter()
     report, memory = _flower_rounds(cfg, folder, bench.sample_interval)
     flower_wall = time.perf_counter() - t0
+    load["flower_end"] = load["plain_start"] = os.getloadavg()[0]
     rounds = report["rounds"]
     round_seconds = [float(r["train_seconds"]) for r in rounds]
-    plain_seconds, client_rounds = plain_loop(cfg, folder / "trace", folder / "plain")
+    plain_rounds, client_rounds = plain_loop(cfg, folder / "trace", folder / "plain")
+    load["plain_end"] = os.getloadavg()[0]
+    plain_seconds = sum(plain_rounds)
     selected = sum(int(r["clients_selected"]) for r in rounds)
     ok = sum(int(r["clients_ok"]) for r in rounds)
     if client_rounds != ok:
@@ -159,6 +165,11 @@ def run_size(bench: ScaleBench, clients: int, work: Path) -> dict[str, Any]:
         "round_seconds": round_seconds,
         "plain_loop_seconds": plain_seconds,
         "overhead_ratio": sum(round_seconds) / plain_seconds,
+        "overhead_ratio_after_round_1": (
+            sum(round_seconds[1:]) / sum(plain_rounds[1:]) if len(plain_rounds) > 1 else None
+        ),
+        "plain_loop_round_seconds": plain_rounds,
+        "load_average": load,
         "peak_rss_bytes": memory.peak.rss_bytes,
         "peak_pss_bytes": memory.peak.pss_bytes,
         "peak_rss_by_process": memory.peak.by_name,
