@@ -41,11 +41,14 @@ from server.ground import prepare
 from server.history import finite_json
 from simulations.flower import SuperLink, write_connection
 from simulations.memory import TreeMemory
-from simulations.simulate import run_federation, with_paths
+from simulations.simulate import ray_env, run_federation, with_paths
 
 log = logging.getLogger(__name__)
 
 REPORT = "scale.json"
+# Ray starts its workers at nice 15 (its daemons stay responsive); the plain loop runs at 0.
+# On a shared machine that would compare priorities, not frameworks: run both at 0.
+RAY_WORKER_NICENESS = {"RAY_worker_niceness": "0"}
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,7 @@ def _flower_rounds(
     cfg: RunConfig, folder: Path, interval: float
 ) -> tuple[dict[str, Any], TreeMemory]:
     home = folder / "flwr-home"
-    with SuperLink(home) as link:
+    with SuperLink(home, env={**ray_env(None), **RAY_WORKER_NICENESS}) as link:
         if link.proc is None:
             raise SkydistillError("the SuperLink did not start")
         write_connection(home, link.address)

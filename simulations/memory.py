@@ -51,10 +51,10 @@ def _name(proc: psutil.Process) -> str:
 class TreeMemory:
     """Context manager: sample the tree under ``root_pid`` until exit; ``peak`` holds the max."""
 
-    def __init__(self, root_pid: int, interval: float = 0.5, pss: bool = True) -> None:
+    def __init__(self, root_pid: int, interval: float = 0.5, pss_every: int = 10) -> None:
         self.root_pid = root_pid
         self.interval = interval
-        self.pss = pss
+        self.pss_every = pss_every  # PSS reads every mapping (smaps): costly, so only every Nth
         self.peak = TreePeak()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tree-memory", daemon=True)
@@ -67,9 +67,10 @@ class TreeMemory:
             return
         rss = pss = 0
         names: Counter[str] = Counter()
+        full = self.pss_every > 0 and self.peak.samples % self.pss_every == 0
         for proc in procs:
             with contextlib.suppress(psutil.Error, OSError):
-                mem = proc.memory_full_info() if self.pss else proc.memory_info()
+                mem = proc.memory_full_info() if full else proc.memory_info()
                 rss += mem.rss
                 pss += getattr(mem, "pss", 0)
                 names[_name(proc)] += mem.rss
