@@ -121,6 +121,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     s.add_argument("--per-round", type=int, default=100, help="clients sampled per round")
     s.add_argument("--rounds", type=int, default=3)
     s.add_argument("--shard-size", type=int, default=50, help="tiles per client shard")
+    s.add_argument(
+        "--reference-per-round",
+        type=int,
+        default=100,
+        help="reference tiles (targets) per client round; with batch 64 it sets the steps",
+    )
     s.add_argument("--seed", type=int, default=42)
     s.add_argument("--data-dir", default=None, help="data root (default: $SKYDISTILL_DATA)")
     s.add_argument("--out", type=Path, default=DEFAULT_OUT, help="report folder")
@@ -250,6 +256,7 @@ def _run_scale(args: argparse.Namespace) -> int:
             per_round=args.per_round,
             rounds=args.rounds,
             shard_size=args.shard_size,
+            reference_per_round=args.reference_per_round,
             seed=args.seed,
             out=args.out,
             work=args.work,

@@ -57,6 +57,7 @@ class ScaleBench:
     per_round: int = 100
     rounds: int = 3
     shard_size: int = 50
+    reference_per_round: int = 100  # targets per client round: 2 training steps of 64 tiles
     seed: int = 42
     out: Path = Path("bench/out")
     work: Path | None = None  # run folders (default: OUT/scale-work)
@@ -75,6 +76,7 @@ class ScaleBench:
                 "fraction-train": self.per_round / clients,
                 "min-train-clients": self.per_round,
                 "shard-size": self.shard_size,
+                "reference-per-round": self.reference_per_round,
                 "evaluate-every": 0,
                 "metrics-address": "",
                 "metrics-linger": 0.0,

@@ -20,7 +20,15 @@ def test_scale_report_has_the_format_other_tools_read(fixture_data: Path, tmp_pa
         global_pretrain_epochs=1,
         reference_per_round=8,
     )
-    bench = ScaleBench(clients=(40,), per_round=4, rounds=2, shard_size=6, out=tmp_path, base=base)
+    bench = ScaleBench(
+        clients=(40,),
+        per_round=4,
+        rounds=2,
+        shard_size=6,
+        reference_per_round=8,
+        out=tmp_path,
+        base=base,
+    )
     report = run_scale(bench)
     assert json.loads((tmp_path / REPORT).read_text()) == report
     (run,) = report["runs"]
