@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -69,6 +70,7 @@ def ray_head(port: int) -> Iterator[Path]:
         yield temp
     finally:
         _stop(temp)
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def test_simulation_runs_on_a_ray_cluster_started_beforehand(
