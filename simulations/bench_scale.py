@@ -203,25 +203,46 @@ def run_size(bench: ScaleBench, clients: int, work: Path) -> dict[str, Any]:
     return run
 
 
-def run_scale(bench: ScaleBench) -> dict[str, Any]:
-    work = (bench.work or bench.out / "scale-work").resolve()
-    runs = [run_size(bench, n, work) for n in bench.clients]
+WHAT = {
+    "round_seconds": "per round, configure_train to end of aggregate_train in the ServerApp "
+    "(send, Ray scheduling, client work, replies, aggregation); excludes server-side "
+    "distillation and evaluation (round_total_seconds includes them)",
+    "plain_loop_seconds": "the same traced train messages replayed through clients.app.train "
+    "in one process, torch threads = cores, data preloaded",
+    "overhead_ratio": "sum(round_seconds) / plain_loop_seconds",
+    "peak_rss_bytes": "max over samples every 0.5 s of the summed RSS of the SuperLink and "
+    "all its descendants (SuperExec, ServerApp, simulation, Ray); shared pages counted once "
+    "per process",
+}
+
+
+def _write(out: Path, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Write OUT/scale.json after each fleet size; a run of the same size replaces the old."""
+    path = out / REPORT
+    try:
+        kept = [r for r in json.loads(path.read_text())["runs"] if isinstance(r, dict)]
+    except (OSError, ValueError, KeyError, TypeError):
+        kept = []
+    sizes = {r["clients"] for r in runs}
+    merged = [r for r in kept if r.get("clients") not in sizes] + runs
     report = {
-        "runs": runs,
-        "what": {
-            "round_seconds": "per round, configure_train to end of aggregate_train in the "
-            "ServerApp (send, Ray scheduling, client work, replies, aggregation); excludes "
-            "server-side distillation and evaluation (round_total_seconds includes them)",
-            "plain_loop_seconds": "the same traced train messages replayed through "
-            "clients.app.train in one process, torch threads = cores, data preloaded",
-            "overhead_ratio": "sum(round_seconds) / plain_loop_seconds",
-            "peak_rss_bytes": "max over samples every 0.5 s of the summed RSS of the "
-            "SuperLink and all its descendants (SuperExec, ServerApp, simulation, Ray); "
-            "shared pages counted once per process",
-        },
+        "runs": sorted(merged, key=lambda r: int(r["clients"])),
+        "what": WHAT,
         "cpu_count": os.cpu_count(),
     }
     text = json.dumps(finite_json(report), indent=2).encode()
-    bench.out.mkdir(parents=True, exist_ok=True)
-    atomic_write(bench.out / REPORT, lambda fh: fh.write(text))
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda fh: fh.write(text))
     return report
+
+
+def run_scale(bench: ScaleBench) -> dict[str, Any]:
+    """Run every fleet size; OUT/scale.json is updated after each (``flwr run`` packages the
+    project folder, so ``work`` must be git-ignored, as OUT/scale-work under bench/out is)."""
+    work = (bench.work or bench.out / "scale-work").resolve()
+    runs: list[dict[str, Any]] = []
+    report: dict[str, Any] = {}
+    for n in bench.clients:
+        runs.append(run_size(bench, n, work))
+        report = _write(bench.out, runs)
+    return {**report, "runs": runs}
