@@ -3,21 +3,34 @@
 from __future__ import annotations
 
 import functools
+import logging
+import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import (
+    ArrayRecord,
+    ConfigRecord,
+    Context,
+    Error,
+    Message,
+    MetricRecord,
+    RecordDict,
+)
 from flwr.clientapp import ClientApp
+from flwr.common.constant import ErrorCode
 from torch import nn
 
 from clients.attacks import is_attacker, poison
+from clients.failures import FailurePlan
 from clients.fedavg import local_fedavg, parse_fedavg
 from clients.instructions import parse_evaluate, parse_train
 from clients.local_data import local_splits
 from clients.privacy import privatise
 from clients.reply import build_reply
 from clients.student import local_round
+from clients.trace import save_train
 from common import keys
 from common.config import RunConfig
 from common.errors import ConfigError, DataNotFoundError
@@ -29,6 +42,8 @@ from common.training import TrainSettings, accuracy
 
 STUDENT_STATE = "student"
 STUDENTS_DIR = "students"
+
+log = logging.getLogger(__name__)
 
 app = ClientApp()
 
@@ -164,11 +179,42 @@ def _keep(
             old.unlink(missing_ok=True)
 
 
+def _server_round(msg: Message) -> int:
+    config = msg.content.get(keys.TRAIN_CONFIG)
+    value = config.get(keys.SERVER_ROUND, 0) if isinstance(config, ConfigRecord) else 0
+    return int(value) if isinstance(value, int | float) else 0
+
+
 @app.train()
 def train(msg: Message, context: Context) -> Message:
+    """One local round, subject to the role's simulated dropout, straggler delay and CPU share
+    (``dropout``, ``straggler-seconds``, ``cpu-share``; see clients/failures.py)."""
+    started = time.perf_counter()
     cfg, partition_id, role = _identity(context)
+    server_round = _server_round(msg)
+    plan = FailurePlan.from_config(cfg)
+    fate = plan.fate(role, partition_id, server_round)
+    if fate.drop:
+        reason = plan.dropout_message(role, partition_id, server_round)
+        log.info(reason)
+        return Message(Error(ErrorCode.CLIENT_APP_RAISED_EXCEPTION, reason), reply_to=msg)
+    if fate.threads is not None:
+        torch.set_num_threads(fate.threads)
+    if cfg.trace_dir and cfg.method == "fedkd":  # bench scale replays these messages
+        save_train(Path(cfg.trace_dir), msg.content, server_round, partition_id)
     if cfg.method == "fedavg":
-        return _train_fedavg(msg, context, cfg, partition_id, role)
+        reply = _train_fedavg(msg, context, cfg, partition_id, role)
+    else:
+        reply = _train_fedkd(msg, context, cfg, partition_id, role)
+    idle = fate.idle_seconds(time.perf_counter() - started)
+    if idle > 0:
+        time.sleep(idle)
+    return reply
+
+
+def _train_fedkd(
+    msg: Message, context: Context, cfg: RunConfig, partition_id: int, role: str
+) -> Message:
     fed = load_federation(cfg)
     task = parse_train(msg, fed.num_classes, len(fed.partition.reference))
     fed = fed.with_stats(task.stats)

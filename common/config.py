@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
@@ -21,6 +22,52 @@ CLIENT_INITS = ("pretrained", "scratch")
 OPTIMIZERS = ("adam", "sgd")
 BATCH_NORM = ("train", "frozen")
 SCHEDULES = ("contact-aware", "synchronous")
+
+
+def role_values(
+    text: str,
+    key: str,
+    roles: tuple[str, ...],
+    *,
+    low: float,
+    high: float | None = None,
+    low_open: bool = False,
+) -> dict[str, float]:
+    """Parse ``"satellite=0.2,drone=0.05"`` (or one number for every role) into role -> value.
+
+    Roles not named are absent (their feature is off). Values must lie in [low, high]
+    (or (low, high] with ``low_open``)."""
+    text = text.strip()
+    if not text:
+        return {}
+    example = f"e.g. {key}='satellite=0.2,drone=0.05' or {key}='0.1' for every role"
+    if "=" not in text:
+        items = [(role, text) for role in roles]
+    else:
+        items = []
+        for item in text.split(","):
+            role, sep, value = item.partition("=")
+            if not sep or not role.strip():
+                raise ConfigError(f"{key}: {item.strip()!r} is not ROLE=VALUE ({example})")
+            items.append((role.strip(), value))
+    out: dict[str, float] = {}
+    for role, value in items:
+        if role not in ROLES:
+            raise ConfigError(f"{key}: unknown role {role!r}: choose from {', '.join(ROLES)}")
+        if role in out:
+            raise ConfigError(f"{key}: role {role!r} is given twice")
+        try:
+            number = float(value)
+        except ValueError:
+            raise ConfigError(
+                f"{key}: {value.strip()!r} for {role} is not a number ({example})"
+            ) from None
+        too_low = number <= low if low_open else number < low
+        if not math.isfinite(number) or too_low or (high is not None and number > high):
+            bounds = f"{'(' if low_open else '['}{low:g}, {'inf' if high is None else f'{high:g}'}]"
+            raise ConfigError(f"{key}: {role}={number:g} is outside {bounds}")
+        out[role] = number
+    return out
 
 
 @dataclass(frozen=True)
@@ -83,6 +130,13 @@ class RunConfig:
     round_window_minutes: float = 60.0  # contact-aware: simulated minutes per round
     max_staleness: int = 4  # contact-aware: oldest accepted reply, in rounds
     staleness_decay: float = 0.5  # contact-aware: a reply of age a weighs decay ** a
+    # Simulated client failures and resources, per role: "satellite=0.2,drone=0.05" or one
+    # value for every role ("0.1"); empty: off. See clients/failures.py and docs/scale.md.
+    dropout: str = ""  # probability that a sampled client fails the round (error reply)
+    straggler_seconds: str = ""  # seconds a client idles before it replies
+    cpu_share: str = ""  # cores of a client's processor (threads; below 1: proportionally slower)
+    shard_size: int = 0  # >0: each client draws this many tiles from the pool (with replacement)
+    trace_dir: str = ""  # bench: clients save each train message they receive here
 
     def __post_init__(self) -> None:
         if self.dataset not in DATASETS:
@@ -142,11 +196,15 @@ class RunConfig:
             "round-window-minutes": self.round_window_minutes > 0,
             "max-staleness": 0 <= self.max_staleness <= 100,
             "staleness-decay": 0 < self.staleness_decay <= 1,
+            "shard-size": self.shard_size >= 0,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
             raise ConfigError(f"run config out of range: {', '.join(bad)} (see README, Run config)")
         self.split_spec()  # validates the fractions
+        self.dropout_by_role()  # and the per-role values
+        self.straggler_by_role()
+        self.cpu_share_by_role()
 
     @property
     def role_cycle(self) -> tuple[str, ...]:
@@ -164,6 +222,18 @@ class RunConfig:
             num_clients=self.num_clients,
             alpha=self.alpha,
             seed=self.seed,
+            shard_size=self.shard_size,
+        )
+
+    def dropout_by_role(self) -> dict[str, float]:
+        return role_values(self.dropout, "dropout", self.role_cycle, low=0.0, high=1.0)
+
+    def straggler_by_role(self) -> dict[str, float]:
+        return role_values(self.straggler_seconds, "straggler-seconds", self.role_cycle, low=0.0)
+
+    def cpu_share_by_role(self) -> dict[str, float]:
+        return role_values(
+            self.cpu_share, "cpu-share", self.role_cycle, low=0.0, low_open=True, high=64.0
         )
 
     def arch_of(self, role: str) -> str:

@@ -5,11 +5,16 @@
 * archive: the ground segment's labelled data, the teacher's training set
 * shards: one private shard per client, IID or Dirichlet(alpha) over labels
 
-All parts are disjoint and the same inputs always give the same split.
+All parts are disjoint and the same inputs always give the same split. At fleet scale
+(``shard_size`` > 0) the pool is too small for disjoint shards: each client then draws its own
+shard from the client pool, so shards of different clients may overlap (drawn with
+replacement across clients; no tile twice within one shard). Such shards are computed on
+demand from (seed, client), so 10,000 clients cost no memory until a client is asked for.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +31,7 @@ class SplitSpec:
     alpha: float = 0.5  # Dirichlet concentration; 0 or below means IID
     seed: int = 42
     min_shard: int = 8
+    shard_size: int = 0  # >0: shards of this size drawn with replacement across clients
 
     def __post_init__(self) -> None:
         fractions = (self.reference_fraction, self.test_fraction, self.archive_fraction)
@@ -35,6 +41,68 @@ class SplitSpec:
             )
         if self.num_clients < 1:
             raise ConfigError(f"num_clients must be at least 1, got {self.num_clients}")
+        if self.shard_size < 0:
+            raise ConfigError(
+                f"shard_size must be 0 (disjoint shards) or more, got {self.shard_size}"
+            )
+
+
+class ResampledShards:
+    """Client shards drawn from a shared pool, each from its own seeded generator.
+
+    Client ``i`` draws class proportions q ~ Dir(alpha) (uniform draws if alpha <= 0), splits
+    ``shard_size`` among the classes by a multinomial draw and takes that many distinct tiles
+    of each class. The shard depends only on (seed, i): memory and time are per client asked
+    for, not per client registered.
+    """
+
+    def __init__(
+        self,
+        labels: np.ndarray,
+        pool: np.ndarray,
+        num_clients: int,
+        size: int,
+        alpha: float,
+        seed: int,
+    ) -> None:
+        if size > len(pool):
+            raise ConfigError(
+                f"shard-size {size} is larger than the client pool of {len(pool)} tiles"
+            )
+        self._pool = pool
+        self._by_class = [pool[labels[pool] == c] for c in np.unique(labels[pool])]
+        self._num_clients = num_clients
+        self._size = size
+        self._alpha = alpha
+        self._seed = seed
+
+    def __len__(self) -> int:
+        return self._num_clients
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return (self[i] for i in range(self._num_clients))
+
+    def __getitem__(self, client: int) -> np.ndarray:
+        if not 0 <= client < self._num_clients:
+            raise IndexError(f"client {client} outside 0..{self._num_clients - 1}")
+        rng = np.random.default_rng([self._seed, client, 0x5A4D])
+        if self._alpha <= 0:
+            return np.sort(rng.choice(self._pool, self._size, replace=False))
+        sizes = np.array([len(c) for c in self._by_class])
+        q = rng.dirichlet(np.full(len(sizes), self._alpha))
+        counts = np.minimum(rng.multinomial(self._size, q), sizes)
+        short = self._size - int(counts.sum())
+        while short > 0:  # a class ran out of tiles: the others make up the rest
+            room = sizes - counts
+            extra = np.minimum(rng.multinomial(short, room / room.sum()), room)
+            counts += extra
+            short -= int(extra.sum())
+        taken = [
+            rng.choice(members, k, replace=False)
+            for members, k in zip(self._by_class, counts, strict=True)
+            if k
+        ]
+        return np.sort(np.concatenate(taken))
 
 
 @dataclass(frozen=True)
@@ -42,7 +110,7 @@ class Partition:
     reference: np.ndarray
     test: np.ndarray
     archive: np.ndarray
-    shards: tuple[np.ndarray, ...]
+    shards: tuple[np.ndarray, ...] | ResampledShards
 
     def all_parts(self) -> list[np.ndarray]:
         return [self.reference, self.test, self.archive, *self.shards]
@@ -104,7 +172,7 @@ def make_partition(labels: np.ndarray, spec: SplitSpec) -> Partition:
     """Split ``labels``' indices into reference, test, archive and client shards."""
     labels = np.asarray(labels)
     n = len(labels)
-    if n < spec.num_clients * 2:
+    if n < spec.num_clients * 2 and spec.shard_size == 0:
         raise ConfigError(f"{n} samples are too few for {spec.num_clients} clients")
     rng = np.random.default_rng(spec.seed)
     pool = np.arange(n, dtype=np.int64)
@@ -114,11 +182,17 @@ def make_partition(labels: np.ndarray, spec: SplitSpec) -> Partition:
     test, pool = _stratified_take(labels, pool, spec.test_fraction / remaining, rng)
     remaining -= spec.test_fraction
     archive, pool = _stratified_take(labels, pool, spec.archive_fraction / remaining, rng)
-    if spec.alpha > 0:
-        shards = _dirichlet_shards(labels, pool, spec, rng)
+    shards: tuple[np.ndarray, ...] | ResampledShards
+    if spec.shard_size > 0:
+        shards = ResampledShards(
+            labels, pool, spec.num_clients, spec.shard_size, spec.alpha, spec.seed
+        )
+    elif spec.alpha > 0:
+        shards = tuple(_dirichlet_shards(labels, pool, spec, rng))
     else:
-        shards = [np.sort(s) for s in np.array_split(rng.permutation(pool), spec.num_clients)]
-    return Partition(reference=reference, test=test, archive=archive, shards=tuple(shards))
+        parts = np.array_split(rng.permutation(pool), spec.num_clients)
+        shards = tuple(np.sort(s) for s in parts)
+    return Partition(reference=reference, test=test, archive=archive, shards=shards)
 
 
 def split_holdout(

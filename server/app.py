@@ -89,6 +89,7 @@ def main(grid: Grid, context: Context) -> None:
         if server_round == 0 or record is None:
             return None
         server_round += strategy.round_offset
+        record.train_seconds = time.perf_counter() - strategy.round_started
         previous = history.rounds[-1].global_accuracy if history.rounds else None
         if strategy.schedule is not None and not strategy.updated:
             # Nobody's knowledge arrived in this window: the global student stays as it was.

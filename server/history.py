@@ -39,6 +39,9 @@ class RoundRecord:
     replies_held: int = 0
     stale_accepted: int = 0
     stale_dropped: int = 0
+    # configure_train to the end of aggregate_train: the clients' phase of the round (no
+    # server-side distillation or evaluation); what ``skydistill bench scale`` compares.
+    train_seconds: float = 0.0
     # What each reply carried: records and array shapes (audit that only soft labels travel).
     replies: list[dict[str, Any]] = field(default_factory=list)
 

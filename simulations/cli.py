@@ -72,6 +72,14 @@ def _simulate_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         help="with --scenario: work only for clients in contact in each round's window, or "
         "wait for every sampled client to receive and return",
     )
+    p.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="auto|HOST:PORT",
+        help="run the virtual clients on this existing Ray cluster (started with `ray start "
+        "--head`; `auto`: the cluster last started on this machine) instead of a private Ray "
+        "instance; the cluster's own CPUs size the actor pool (see docs/scale.md)",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=_run_simulate)
 
@@ -90,7 +98,12 @@ def _run_simulate(args: argparse.Namespace) -> int:
     from simulations.simulate import resume_config, simulate  # heavy imports: only here
 
     if args.resume is not None:
-        report = simulate(resume_config(args.resume), args.resume, progress=not args.no_progress)
+        report = simulate(
+            resume_config(args.resume),
+            args.resume,
+            progress=not args.no_progress,
+            ray_address=args.ray_address,
+        )
         _print_final(report, args.resume)
         return 0
 
@@ -117,7 +130,7 @@ def _run_simulate(args: argparse.Namespace) -> int:
             }
         )
     cfg = RunConfig.from_mapping(values)
-    report = simulate(cfg, args.out, progress=not args.no_progress)
+    report = simulate(cfg, args.out, progress=not args.no_progress, ray_address=args.ray_address)
     _print_final(report, args.out)
     return 0
 

@@ -137,8 +137,11 @@ class SuperLink:
         extra_args: tuple[str, ...] = (),
         insecure: bool = True,
         startup_timeout: float = 60.0,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.home = home
+        self.env = dict(env or {})  # extra environment (e.g. RAY_ADDRESS), inherited by the
+        # SuperExec and the simulation process it starts
         self.port = port or free_port()
         self.host = host
         self.simulation = simulation
@@ -169,7 +172,7 @@ class SuperLink:
             cmd.append("--simulation")
         with self.log_path.open("ab") as out:
             self.proc = subprocess.Popen(
-                cmd, stdout=out, stderr=subprocess.STDOUT, env=flower_env(self.home)
+                cmd, stdout=out, stderr=subprocess.STDOUT, env=flower_env(self.home, self.env)
             )
         try:
             return self._wait_ready(self.proc)

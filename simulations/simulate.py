@@ -41,6 +41,17 @@ log = logging.getLogger(__name__)
 
 COMPLETED = "finished:completed"
 RUN_CONFIG_FILE = "run-config.toml"
+# Ray reads the cluster to join from this variable when Flower calls ray.init() without an
+# address (Flower 1.42 passes only num_cpus/num_gpus/logging options as init args).
+RAY_ADDRESS_ENV = "RAY_ADDRESS"
+
+
+def ray_env(ray_address: str | None) -> dict[str, str]:
+    """Environment for the SuperLink (and so its simulation process): join ``ray_address``.
+
+    Without an address Ray must not pick up a cluster on its own: RAY_ADDRESS is set to
+    ``local`` so that the simulation starts its own private Ray instance, as before."""
+    return {RAY_ADDRESS_ENV: ray_address or "local"}
 
 
 def _toml_value(value: Any) -> str:
@@ -73,8 +84,12 @@ def simulate(
     app_dir: Path = PROJECT_ROOT,
     client_cpus: int = 1,
     progress: bool = True,
+    ray_address: str | None = None,
 ) -> dict[str, Any]:
-    """Run one simulated federation and return its report (also in ``out/report.json``)."""
+    """Run one simulated federation and return its report (also in ``out/report.json``).
+
+    ``ray_address`` (``auto`` or HOST:PORT): run the virtual clients on that existing Ray
+    cluster (``ray start --head``) instead of a private Ray instance."""
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     cfg = with_paths(cfg, out)
@@ -93,10 +108,16 @@ def simulate(
         checkpoint.check_matches(cfg, ground.fed)
         log.info("resuming %s after round %d of %d", out, checkpoint.round, cfg.num_rounds)
     home = out / "flwr-home"
-    with SuperLink(home) as link:
+    with SuperLink(home, env=ray_env(ray_address)) as link:
         write_connection(home, link.address)
         report = run_federation(
-            home, cfg, out, app_dir=app_dir, client_cpus=client_cpus, progress=progress
+            home,
+            cfg,
+            out,
+            app_dir=app_dir,
+            client_cpus=client_cpus,
+            progress=progress,
+            attached=ray_address is not None,
         )
     plot_accuracy(report, out / "accuracy.png")
     return report
@@ -132,16 +153,21 @@ def run_federation(
     app_dir: Path = PROJECT_ROOT,
     client_cpus: int = 1,
     progress: bool = True,
+    attached: bool = False,
 ) -> dict[str, Any]:
-    """Submit one run to the SuperLink configured in ``home``, follow it, return its report."""
+    """Submit one run to the SuperLink configured in ``home``, follow it, return its report.
+
+    ``attached``: the SuperLink's simulation joins an existing Ray cluster, whose size is its
+    own (Ray refuses ``num_cpus`` when joining), so no ``init-args-num-cpus`` is sent."""
     out.mkdir(parents=True, exist_ok=True)
     (out / REPORT_FILE).unlink(missing_ok=True)
     run_config = write_run_config(cfg, out / RUN_CONFIG_FILE)
-    federation = {
+    federation: dict[str, int] = {
         "num-supernodes": cfg.num_clients,
         "client-resources-num-cpus": client_cpus,
-        "init-args-num-cpus": os.cpu_count() or 1,
     }
+    if not attached:
+        federation["init-args-num-cpus"] = os.cpu_count() or 1
     run_id = submit_run(home, app_dir, run_config, federation)
     log.info("run %d submitted to %s; logs in %s", run_id, CONNECTION, out / "run.log")
     logs = stream_logs(home, run_id, out / "run.log")

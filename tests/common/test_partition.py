@@ -66,3 +66,43 @@ def test_bad_specs_say_what_is_wrong() -> None:
         SplitSpec(reference_fraction=0.5, test_fraction=0.3, archive_fraction=0.3)
     with pytest.raises(ConfigError, match="too few"):
         make_partition(_labels(30), SplitSpec(num_clients=20))
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.5])
+def test_shards_with_replacement_at_fleet_scale(alpha: float) -> None:
+    labels = _labels(3000)
+    spec = SplitSpec(num_clients=10_000, alpha=alpha, seed=4, shard_size=40)
+    part = make_partition(labels, spec)
+    assert len(part.shards) == 10_000
+    fixed = np.concatenate([part.reference, part.test, part.archive])
+    pool = np.setdiff1d(np.arange(len(labels)), fixed)
+    assert len(pool) < 10_000 * 40  # far too few tiles for disjoint shards
+    seen = [part.shards[k] for k in (0, 1, 9_999)]
+    for shard in seen:
+        assert len(shard) == 40 and len(np.unique(shard)) == 40  # no tile twice in a shard
+        assert np.isin(shard, pool).all()  # never the reference, test or archive tiles
+    # Drawn with replacement across clients: some tiles are held by several clients.
+    held = np.concatenate([part.shards[k] for k in range(300)])
+    assert len(np.unique(held)) < len(held)
+    again = make_partition(labels, spec)
+    np.testing.assert_array_equal(again.shards[9_999], seen[2])
+    with pytest.raises(IndexError):
+        part.shards[10_000]
+
+
+def test_shards_with_replacement_follow_alpha() -> None:
+    labels = _labels(6000)
+
+    def mean_classes_held(alpha: float) -> float:
+        part = make_partition(labels, SplitSpec(num_clients=500, alpha=alpha, shard_size=60))
+        counts = [np.bincount(labels[part.shards[k]], minlength=10) for k in range(100)]
+        return float(np.mean([(c > 0.05 * c.sum()).sum() for c in counts]))
+
+    assert mean_classes_held(0.1) < 5 < mean_classes_held(100.0)
+
+
+def test_shard_size_errors() -> None:
+    with pytest.raises(ConfigError, match="shard_size"):
+        SplitSpec(shard_size=-2)
+    with pytest.raises(ConfigError, match="larger than the client pool"):
+        make_partition(_labels(100), SplitSpec(num_clients=5, shard_size=1000))
