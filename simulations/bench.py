@@ -173,6 +173,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         metavar="KEY=VALUE",
         help="override a run-config key, e.g. --set reference-per-round=500",
     )
+    s.add_argument("--docs", type=Path, default=DEFAULT_DOCS, help="benchmark page to regenerate")
     s.set_defaults(func=_run_scale)
 
 
@@ -317,6 +318,7 @@ def _run_fleet(args: argparse.Namespace) -> int:
 
 def _run_scale(args: argparse.Namespace) -> int:
     from common.config import RunConfig
+    from simulations.bench_docs import render_docs
     from simulations.bench_scale import ScaleBench, run_scale
     from simulations.cli import parse_sets
 
@@ -336,6 +338,7 @@ def _run_scale(args: argparse.Namespace) -> int:
             base=RunConfig.from_mapping(values),
         )
     )
+    render_docs(args.out, args.docs)
     lines = [f"report: {args.out / 'scale.json'}"]
     for run in report["runs"]:
         lines.append(

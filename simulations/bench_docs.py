@@ -211,6 +211,33 @@ def _fleet_section(r: dict[str, Any], out: Path, img: Path, docs_dir: Path) -> l
     return [*lines, ""]
 
 
+def _scale_section(report: dict[str, Any]) -> list[str]:
+    lines = [
+        "## Fleets at scale on Ray (`skydistill bench scale`)",
+        "",
+        "```",
+        "skydistill bench scale --clients 1000 10000 --per-round 100 --rounds 3",
+        "```",
+        "",
+        "Registered virtual clients on Flower's simulation engine, 100 sampled per round; "
+        "shards drawn from the client pool with replacement across clients. Round seconds are "
+        "the clients' phase (configure_train to aggregate_train); the plain loop replays the "
+        "very same train messages through the ClientApp's train function in one process; "
+        "overhead = Flower + Ray seconds / plain-loop seconds; memory is the peak summed RSS "
+        "of the simulation's process tree (details in [scale.md](scale.md)).",
+        "",
+        "| clients | per round | round seconds | plain loop (s) | overhead | peak RSS |",
+        "|---:|---:|---|---:|---:|---:|",
+    ]
+    for r in report["runs"]:
+        rounds = ", ".join(f"{x:.0f}" for x in r["round_seconds"])
+        lines.append(
+            f"| {r['clients']:,} | {r['per_round']} | {rounds} | {r['plain_loop_seconds']:.0f} "
+            f"| {r['overhead_ratio']:.2f} | {r['peak_rss_bytes'] / 2**30:.2f} GiB |"
+        )
+    return [*lines, ""]
+
+
 def render_docs(out: Path, docs: Path) -> Path:
     """Write ``docs`` from every report found in ``out``; plots are copied beside it."""
     img = docs.parent / "img"
@@ -235,6 +262,9 @@ def render_docs(out: Path, docs: Path) -> Path:
     fleet = out / "fleet.json"
     if fleet.is_file():
         lines += _fleet_section(json.loads(fleet.read_text()), out, img, docs.parent)
+    scale = out / "scale.json"
+    if scale.is_file():
+        lines += _scale_section(json.loads(scale.read_text()))
     docs.parent.mkdir(parents=True, exist_ok=True)
     docs.write_text("\n".join(lines).rstrip() + "\n")
     return docs
