@@ -41,6 +41,15 @@ def _bytes(x: float) -> str:
     return f"{x:.0f} B"
 
 
+def _figure(src: Path, img: Path, docs_dir: Path, alt: str) -> list[str]:
+    """Copy the plot ``src`` (if there is one) beside the page and link it."""
+    if not src.is_file():
+        return []
+    img.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(src, img / src.name)
+    return ["", f"![{alt}]({os.path.relpath(img / src.name, docs_dir)})"]
+
+
 def _distill_section(report: dict[str, Any], out: Path, img: Path, docs_dir: Path) -> list[str]:
     lines = [
         "## Federated distillation against FedAvg (`skydistill bench distill`)",
@@ -102,11 +111,7 @@ def _distill_section(report: dict[str, Any], out: Path, img: Path, docs_dir: Pat
         stem = f"distill-a{run['alpha']:g}"
         for kind in ("accuracy", "bytes"):
             src = out / f"{stem}-{kind}.png"
-            if src.is_file():
-                img.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(src, img / src.name)
-                rel = os.path.relpath(img / src.name, docs_dir)
-                lines += ["", f"![{kind}]({rel})"]
+            lines += _figure(src, img, docs_dir, kind)
         lines.append("")
     return lines
 
@@ -136,12 +141,7 @@ def _robust_section(r: dict[str, Any], out: Path, img: Path, docs_dir: Path) -> 
         f"The plain mean loses {r['mean_loss_points']:.1f} points to the attack; {rule} "
         f"loses {r['robust_loss_points']:.1f}.",
     ]
-    src = out / "robust.png"
-    if src.is_file():
-        img.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(src, img / src.name)
-        lines += ["", f"![robust]({os.path.relpath(img / src.name, docs_dir)})"]
-    return [*lines, ""]
+    return [*lines, *_figure(out / "robust.png", img, docs_dir, "robust"), ""]
 
 
 def _onboard_section(report: dict[str, Any]) -> list[str]:
@@ -203,12 +203,7 @@ def _fleet_section(r: dict[str, Any], out: Path, img: Path, docs_dir: Path) -> l
     if aware["hours_to_target"] and sync["hours_to_target"]:
         ratio = aware["hours_to_target"] / sync["hours_to_target"]
         lines += ["", f"Contact-aware needs {ratio:.2f} of the synchronous schedule's hours."]
-    src = out / "fleet.png"
-    if src.is_file():
-        img.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(src, img / src.name)
-        lines += ["", f"![fleet]({os.path.relpath(img / src.name, docs_dir)})"]
-    return [*lines, ""]
+    return [*lines, *_figure(out / "fleet.png", img, docs_dir, "fleet"), ""]
 
 
 def _scale_section(report: dict[str, Any]) -> list[str]:

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import matplotlib
 import torch
 
 from common.atomic import atomic_write
@@ -31,11 +30,9 @@ from server.ground import prepare
 from simulations.bench_distill import bench_defaults
 from simulations.contacts import contact_plan
 from simulations.flower import SuperLink, write_connection
+from simulations.plots import plot_fleet
 from simulations.scenario import load_scenario
 from simulations.simulate import run_federation, with_paths
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 
 log = logging.getLogger(__name__)
 
@@ -147,24 +144,3 @@ def run_fleet(bench: FleetBench) -> dict[str, Any]:
     atomic_write(bench.out / REPORT, lambda fh: fh.write(text))
     plot_fleet(out, bench.out / PLOT)
     return {**out, "details": details}
-
-
-def plot_fleet(report: dict[str, Any], path: Path) -> Path:
-    """Global-student accuracy against simulated hours, both schedules, with the target."""
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    for key, label in (("contact_aware", "contact-aware"), ("synchronous", "synchronous")):
-        curve = report[key]["curve"]
-        h = report[key]["hours_to_target"]
-        suffix = f" (target at {h:.1f} h)" if h is not None else " (target not reached)"
-        ax.plot([p[0] for p in curve], [p[1] for p in curve], "o-", ms=3, label=label + suffix)
-    ax.axhline(report["target_accuracy"], color="grey", ls=":", label="target")
-    ax.set_xlabel("simulated hours")
-    ax.set_ylabel("global-student test accuracy")
-    ax.set_title(f"scenario {report['scenario']}: accuracy against simulated time")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path

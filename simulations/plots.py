@@ -12,6 +12,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 
+def _save(fig: Any, path: Path) -> Path:
+    """Write ``fig`` to ``path`` (folders created) and free it."""
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def plot_accuracy(report: dict[str, Any], path: Path) -> Path:
     """Global-student accuracy per round, per-role client accuracy, and the teacher's level."""
     rounds = report["rounds"]
@@ -33,11 +42,7 @@ def plot_accuracy(report: dict[str, Any], path: Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     ax.set_title("skydistill: accuracy per round")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 LABELS = {
@@ -71,11 +76,7 @@ def plot_distill(run: dict[str, Any], out: Path) -> list[Path]:
     ax.set_title(f"Accuracy per round ({tag})")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    out.mkdir(parents=True, exist_ok=True)
-    per_round = out / f"{stem}-accuracy.png"
-    fig.savefig(per_round, dpi=120)
-    plt.close(fig)
+    per_round = _save(fig, out / f"{stem}-accuracy.png")
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for name in ("fedavg", "fedkd", "fedkd_hetero"):
@@ -92,11 +93,7 @@ def plot_distill(run: dict[str, Any], out: Path) -> list[Path]:
     ax.set_title(f"Accuracy against communication ({tag})")
     ax.grid(alpha=0.3, which="both")
     ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    by_bytes = out / f"{stem}-bytes.png"
-    fig.savefig(by_bytes, dpi=120)
-    plt.close(fig)
-    return [per_round, by_bytes]
+    return [per_round, _save(fig, out / f"{stem}-bytes.png")]
 
 
 def plot_robust(report: dict[str, Any], path: Path) -> Path:
@@ -115,11 +112,7 @@ def plot_robust(report: dict[str, Any], path: Path) -> Path:
     ax.set_title(f"Byzantine clients ({report['attack']}), {report['clients']} clients")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_class_map(
@@ -151,8 +144,21 @@ def plot_class_map(
     ]
     handles.append(Patch(facecolor="white", edgecolor="grey", label="nodata"))
     ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
+
+
+def plot_fleet(report: dict[str, Any], path: Path) -> Path:
+    """Global-student accuracy against simulated hours, both schedules, with the target."""
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for key, label in (("contact_aware", "contact-aware"), ("synchronous", "synchronous")):
+        curve = report[key]["curve"]
+        h = report[key]["hours_to_target"]
+        suffix = f" (target at {h:.1f} h)" if h is not None else " (target not reached)"
+        ax.plot([p[0] for p in curve], [p[1] for p in curve], "o-", ms=3, label=label + suffix)
+    ax.axhline(report["target_accuracy"], color="grey", ls=":", label="target")
+    ax.set_xlabel("simulated hours")
+    ax.set_ylabel("global-student test accuracy")
+    ax.set_title(f"scenario {report['scenario']}: accuracy against simulated time")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    return _save(fig, path)

@@ -14,7 +14,8 @@ from common.errors import ConfigError
 from common.settings import PROJECT_ROOT
 from server.fleet import build_schedule
 from server.schedule import ContactAwareSchedule, SynchronousSchedule
-from simulations.bench_fleet import FleetBench, hours_to_target, plot_fleet
+from simulations.bench_fleet import FleetBench, hours_to_target
+from simulations.plots import plot_fleet
 
 
 def test_hours_to_target_is_the_first_curve_point_at_or_above_it() -> None:
