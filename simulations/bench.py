@@ -280,7 +280,7 @@ def _run_onboard(args: argparse.Namespace) -> int:
 
 def _run_fleet(args: argparse.Namespace) -> int:
     from common.config import RunConfig
-    from simulations.bench_docs import render_docs
+    from simulations.bench_docs import format_hours, render_docs
     from simulations.bench_fleet import FleetBench, fleet_defaults, run_fleet
     from simulations.cli import parse_sets
 
@@ -304,13 +304,10 @@ def _run_fleet(args: argparse.Namespace) -> int:
     aware = report["contact_aware"]["hours_to_target"]
     sync = report["synchronous"]["hours_to_target"]
 
-    def fmt(h: float | None) -> str:
-        return "not reached" if h is None else f"{h:.1f} h"
-
     ratio = f"{aware / sync:.2f}" if aware is not None and sync else "-"
     print(  # noqa: T201 (the command's output)
-        f"{report['scenario']}: target {args.target:.2f} reached after {fmt(aware)} "
-        f"(contact-aware) vs {fmt(sync)} (synchronous), ratio {ratio}; "
+        f"{report['scenario']}: target {args.target:.2f} reached after {format_hours(aware)} "
+        f"(contact-aware) vs {format_hours(sync)} (synchronous), ratio {ratio}; "
         f"report: {args.out / 'fleet.json'}"
     )
     return 0

@@ -174,12 +174,13 @@ def _onboard_section(report: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def format_hours(h: float | None) -> str:
+    """Simulated hours to a target, or that it was not reached."""
+    return "not reached" if h is None else f"{h:.1f} h"
+
+
 def _fleet_section(r: dict[str, Any], out: Path, img: Path, docs_dir: Path) -> list[str]:
     aware, sync = r["contact_aware"], r["synchronous"]
-
-    def hours(h: float | None) -> str:
-        return "not reached" if h is None else f"{h:.1f} h"
-
     lines = [
         "## Contact-aware scheduling (`skydistill bench fleet`)",
         "",
@@ -197,7 +198,7 @@ def _fleet_section(r: dict[str, Any], out: Path, img: Path, docs_dir: Path) -> l
     for name, m in (("contact-aware", aware), ("synchronous", sync)):
         curve = m.get("curve") or [[0.0, None]]
         lines.append(
-            f"| {name} | {hours(m['hours_to_target'])} | {len(curve) - 1} "
+            f"| {name} | {format_hours(m['hours_to_target'])} | {len(curve) - 1} "
             f"| {_pct(curve[-1][1])} at {curve[-1][0]:.0f} h |"
         )
     if aware["hours_to_target"] and sync["hours_to_target"]:
