@@ -22,6 +22,7 @@ CLIENT_INITS = ("pretrained", "scratch")
 OPTIMIZERS = ("adam", "sgd")
 BATCH_NORM = ("train", "frozen")
 SCHEDULES = ("contact-aware", "synchronous")
+SAMPLE_BY = ("node", "client")
 
 
 def role_values(
@@ -137,6 +138,9 @@ class RunConfig:
     cpu_share: str = ""  # cores of a client's processor (threads; below 1: proportionally slower)
     shard_size: int = 0  # >0: each client draws this many tiles from the pool (with replacement)
     trace_dir: str = ""  # bench: clients save each train message they receive here
+    # Who a round samples: Flower node ids ("node"), or the clients behind them ("client":
+    # asked once by a QUERY message), so two runs with one seed train the same clients.
+    sample_by: str = "node"
 
     def __post_init__(self) -> None:
         if self.dataset not in DATASETS:
@@ -157,6 +161,7 @@ class RunConfig:
             "client-bn": (self.client_bn, BATCH_NORM),
             "attack": (self.attack, ("random", "inverted", "constant", "mixed")),
             "schedule": (self.schedule, SCHEDULES),
+            "sample-by": (self.sample_by, SAMPLE_BY),
         }
         for key, (value, allowed) in choices.items():
             if value not in allowed:

@@ -69,8 +69,9 @@ def main(grid: Grid, context: Context) -> None:
         evaluate_every=cfg.evaluate_every,
         num_rounds=cfg.num_rounds,
         schedule=build_schedule(cfg) if cfg.scenario else None,
+        sample_by_client=cfg.sample_by == "client",
     )
-    if strategy.schedule is not None:
+    if strategy.schedule is not None or strategy.sample_by_client:
         strategy.node_clients = discover_clients(grid, cfg.num_clients)
 
     out_dir = Path(cfg.out_dir) if cfg.out_dir else None

@@ -83,6 +83,7 @@ class FedKD(Strategy):
         evaluate_every: int = 0,
         num_rounds: int = 0,
         schedule: Schedule[ClientReply] | None = None,
+        sample_by_client: bool = False,
     ) -> None:
         self.knowledge = knowledge
         self.codec = codec
@@ -107,6 +108,7 @@ class FedKD(Strategy):
         # map to scenario clients through ``node_clients`` (node id -> partition id).
         self.schedule = schedule
         self.node_clients: dict[int, int] = {}
+        self.sample_by_client = sample_by_client  # needs node_clients (see discover_clients)
         self._issued: dict[int, np.ndarray] = {}  # round -> reference indices sent then
         self.updated = False  # did the last round change the knowledge?
 
@@ -143,6 +145,13 @@ class FedKD(Strategy):
             log.info("waiting for nodes: %d of %d connected", len(nodes), self.min_available_nodes)
             time.sleep(1.0)
         size = min(len(nodes), max(self.min_train_nodes, int(len(nodes) * self.fraction_train)))
+        if self.sample_by_client and self.node_clients:
+            # Sample clients (partition ids), not node ids: Flower draws new node ids each
+            # run, so only this makes two runs with one seed train the same clients.
+            live = set(nodes)
+            pairs = sorted((c, n) for n, c in self.node_clients.items() if n in live)
+            picked = self._rng.sample(pairs, min(size, len(pairs)))
+            return sorted(n for _, n in picked)
         return sorted(self._rng.sample(nodes, size))
 
     def _plan(self, server_round: int) -> RoundPlan:

@@ -22,7 +22,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="teacher, centralised, tuned FedAvg and federated distillation side by side",
         description="On one partition and for the same rounds: (a) the teacher alone, (b) a "
         "centralised tiny student on all client data pooled, (c) Flower's FedAvg with the tiny "
-        "student (optimiser, learning rate and batch-norm handling chosen by a small search on "
+        "student (optimiser, learning rate, batch-norm handling and local epochs chosen by a "
+        "small search on "
         "the clients' held-out splits), (d) federated distillation with tiny students, (e) "
         "federated distillation with each role's own student. Writes OUT/distill.json (a run "
         "with the same alpha, clients, rounds, seed and test set is replaced), "

@@ -63,8 +63,8 @@ def _distill_section(report: dict[str, Any], out: Path, img: Path, docs_dir: Pat
         "over all clients of the model each would deploy (its own student for distillation, "
         "the global model for FedAvg and the centralised model); *local* is the same on each "
         "client's own held-out split. Bytes are counted as they travel (up + down), per "
-        "client-round and in total. FedAvg's optimiser, learning rate and batch-norm handling "
-        "come from the search listed under each table.",
+        "client-round and in total. FedAvg's optimiser, learning rate, batch-norm handling "
+        "and local epochs come from the search listed under each table.",
         "",
     ]
     for run in report["runs"]:
@@ -96,8 +96,8 @@ def _distill_section(report: dict[str, Any], out: Path, img: Path, docs_dir: Pat
         search = methods.get("fedavg", {}).get("search")
         if search:
             points = ", ".join(
-                f"{p['optimizer']} lr {p['learning_rate']:g} bn {p['batch_norm']}: "
-                f"{_pct(p['validation_accuracy'])}"
+                f"{p['optimizer']} lr {p['learning_rate']:g} bn {p['batch_norm']}"
+                f"{epochs_note(p.get('local_epochs', 1))}: {_pct(p['validation_accuracy'])}"
                 for p in search["points"]
             )
             c = search["chosen"]
@@ -114,6 +114,11 @@ def _distill_section(report: dict[str, Any], out: Path, img: Path, docs_dir: Pat
             lines += _figure(src, img, docs_dir, kind)
         lines.append("")
     return lines
+
+
+def epochs_note(epochs: int) -> str:
+    """`` 3 epochs`` for a search point with more than one local epoch, else nothing."""
+    return f" {epochs} epochs" if epochs != 1 else ""
 
 
 def _robust_section(r: dict[str, Any], out: Path, img: Path, docs_dir: Path) -> list[str]:

@@ -204,3 +204,37 @@ def test_contact_aware_round_sends_to_contacts_and_merges_a_stale_reply() -> Non
         agg = (in3 * one_hot(3)[0] + in1 * 0.25 * one_hot(1)[0]) / (in3 + 0.25 * in1)
         expected = 0.5 * s.knowledge.teacher[row] + 0.5 * agg
         np.testing.assert_allclose(s.knowledge.targets[row], expected, atol=1e-6)
+
+
+def _sampled_clients(node_ids: list[int], seed: int) -> list[list[int]]:
+    """Clients (partition ids 0..9) a strategy samples in three rounds, when node ``i``
+    serves partition ``i``."""
+    s = FedKD(
+        Knowledge(_teacher(), teacher_mix=0.5),
+        reference_per_round=10,
+        fraction_train=0.3,
+        min_available_nodes=1,
+        seed=seed,
+        sample_by_client=True,
+    )
+    s.node_clients = {node: client for client, node in enumerate(node_ids)}
+    grid = LoopbackGrid(node_ids)
+    rounds = []
+    for r in (1, 2, 3):
+        nodes = [
+            m.metadata.dst_node_id
+            for m in s.configure_train(r, ArrayRecord(), ConfigRecord(), grid)
+        ]  # type: ignore[arg-type]
+        rounds.append(sorted(s.node_clients[n] for n in nodes))
+    return rounds
+
+
+def test_sampling_by_client_is_independent_of_node_ids() -> None:
+    """Flower draws new node ids every run: sampling clients keeps the same clients per round."""
+    first = _sampled_clients(list(range(100, 110)), seed=7)
+    rng = np.random.default_rng(1)
+    second = _sampled_clients([int(n) for n in rng.choice(10**9, 10, replace=False)], seed=7)
+    assert first == second
+    assert all(len(r) == 3 for r in first)
+    assert len({tuple(r) for r in first}) > 1  # rounds differ from each other
+    assert _sampled_clients(list(range(100, 110)), seed=8) != first
