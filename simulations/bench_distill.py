@@ -9,7 +9,12 @@ c. ``fedavg``: Flower's own ``FedAvg`` with the tiny student on every client, st
    the same pre-installed tiny student as (d), its optimiser, learning rate and batch-norm
    handling chosen by a small search scored on the clients' pooled held-out splits;
 d. ``fedkd``: federated distillation with the tiny student on every client;
-e. ``fedkd_hetero``: federated distillation with each role's own student.
+e. ``fedkd_hetero``: federated distillation with each role's own student;
+
+and a control, ``ground_only``: the global student of (d) and (e) on the same schedule
+(cached pre-training, then one distillation pass per round) towards the teacher's soft labels
+alone. What (d)'s global student gains over it is what the clients' knowledge added; what it
+gains over the teacher without it is the ground segment training longer on its own data.
 
 (c), (d) and (e) run on Flower's simulation engine through a real SuperLink. Afterwards every
 client's deployable model (its own student for distillation, the global model for FedAvg) is
@@ -41,6 +46,7 @@ from common.preinstalled import preinstalled_student
 from common.student_file import load_student
 from common.training import TrainSettings, accuracy, fit
 from server.fedavg import GLOBAL_MODEL_FILE
+from server.global_student import GlobalStudent
 from server.ground import GroundSegment, prepare
 from server.history import finite_json
 from simulations.flower import SuperLink, write_connection
@@ -48,7 +54,7 @@ from simulations.simulate import run_federation, with_paths
 
 log = logging.getLogger(__name__)
 
-METHODS = ("teacher", "centralized", "fedavg", "fedkd", "fedkd_hetero")
+METHODS = ("teacher", "centralized", "fedavg", "fedkd", "fedkd_hetero", "ground_only")
 REPORT = "distill.json"
 
 
@@ -264,6 +270,23 @@ class Bench:
             train_tiles=len(data),
         )
 
+    def ground_only(self) -> dict[str, Any]:
+        """The global student's rounds without any client: targets = the teacher's labels."""
+        student = GlobalStudent(self.fed, self.cfg)
+        student.pretrain(self.ground.teacher_probs)  # the cached pre-training of (d) and (e)
+        start = time.perf_counter()
+        rounds = []
+        for server_round in range(1, self.cfg.num_rounds + 1):
+            student.distil(self.ground.teacher_probs, server_round)
+            rounds.append(student.evaluate())
+        log.info("global student without clients after %d rounds: %.4f", len(rounds), rounds[-1])
+        return _method(
+            rounds[-1],
+            rounds=rounds,
+            params={"global": count_parameters(student.model)},
+            seconds=time.perf_counter() - start,
+        )
+
     def federated(
         self, link_home: Path, name: str, rounds: int | None = None, **overrides: Any
     ) -> tuple[dict[str, Any], Path]:
@@ -381,6 +404,7 @@ def run_bench(bench: DistillBench) -> dict[str, Any]:
         methods["fedavg"] = b.fedavg(home)
         methods["fedkd"] = b.fedkd(home, "fedkd", student="tiny")
         methods["fedkd_hetero"] = b.fedkd(home, "fedkd_hetero", student="")
+    methods["ground_only"] = b.ground_only()
     run = {
         "alpha": bench.alpha,
         "clients": bench.clients,

@@ -64,7 +64,9 @@ def _distill_section(report: dict[str, Any], out: Path, img: Path, docs_dir: Pat
         "the global model for FedAvg and the centralised model); *local* is the same on each "
         "client's own held-out split. Bytes are counted as they travel (up + down), per "
         "client-round and in total. FedAvg's optimiser, learning rate, batch-norm handling "
-        "and local epochs come from the search listed under each table.",
+        "and local epochs come from the search listed under each table. The control row is "
+        "the global student of (d) and (e) on the same schedule towards the teacher's labels "
+        "alone, without any client: what (d) gains over it is the clients' contribution.",
         "",
     ]
     for run in report["runs"]:

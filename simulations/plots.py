@@ -51,6 +51,7 @@ LABELS = {
     "fedavg": "(c) FedAvg, tiny",
     "fedkd": "(d) FedKD, tiny",
     "fedkd_hetero": "(e) FedKD, per-role students",
+    "ground_only": "control: global student without clients",
 }
 
 

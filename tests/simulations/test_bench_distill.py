@@ -51,7 +51,16 @@ def test_bench_distill_writes_a_valid_report_plots_and_docs(
     report = json.loads((out / "distill.json").read_text())
     assert report["runs"] == [json.loads(json.dumps(run))]
     methods = run["methods"]
-    assert set(methods) == {"teacher", "centralized", "fedavg", "fedkd", "fedkd_hetero"}
+    assert set(methods) == {
+        "teacher",
+        "centralized",
+        "fedavg",
+        "fedkd",
+        "fedkd_hetero",
+        "ground_only",
+    }
+    assert len(methods["ground_only"]["rounds"]) == 2
+    assert methods["ground_only"]["bytes_total"] == 0
     for name in ("fedavg", "fedkd", "fedkd_hetero"):
         assert len(methods[name]["rounds"]) == 2
         assert methods[name]["bytes_total"] > 0
@@ -69,7 +78,18 @@ def test_bench_distill_writes_a_valid_report_plots_and_docs(
     assert methods["fedkd_hetero"]["params"]["drone"] > methods["fedkd"]["params"]["drone"]
     assert len(methods["fedavg"]["search"]["points"]) == 2
     # Each trained client left a student file that alone is enough to use it.
-    assert list((out / "distill-a0.5-c4-s42" / "fedkd_hetero" / "students").glob("*.pt"))
+    work = out / "distill-a0.5-c4-s42"
+    assert list((work / "fedkd_hetero" / "students").glob("*.pt"))
+
+    # sample-by=client: (d) and (e) trained the same clients in the same rounds, although
+    # Flower gave their nodes other ids.
+    def trained(name: str) -> set[str]:
+        """'<partition>-r<round>' of every student file (role names may hold a hyphen)."""
+        files = (work / name / "students").glob("*.pt")
+        return {"-".join(p.stem.rsplit("-", 2)[1:]) for p in files}
+
+    assert trained("fedkd") == trained("fedkd_hetero")
+    assert len(trained("fedkd")) >= 2
 
     plots = plot_distill(run, out)
     assert all(p.stat().st_size > 1000 for p in plots)
