@@ -23,10 +23,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         description="On one partition and for the same rounds: (a) the teacher alone, (b) a "
         "centralised tiny student on all client data pooled, (c) Flower's FedAvg with the tiny "
         "student (optimiser, learning rate, batch-norm handling and local epochs chosen by a "
-        "small search on "
-        "the clients' held-out splits), (d) federated distillation with tiny students, (e) "
-        "federated distillation with each role's own student, and a control: the global "
-        "student of (d) on the same schedule without any client. Writes OUT/distill.json (a run "
+        "small search on the clients' held-out splits), (d) federated distillation with tiny "
+        "students, (e) federated distillation with each role's own student, and a control: "
+        "the global student of (d) on the same schedule without any client. Writes "
+        "OUT/distill.json (a run "
         "with the same alpha, clients, rounds, seed and test set is replaced), "
         "OUT/distill-accuracy.png and OUT/distill-bytes.png.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,

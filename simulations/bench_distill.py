@@ -6,8 +6,9 @@ a. ``teacher``: the ground segment's teacher alone (trained on the archive);
 b. ``centralized``: a tiny student trained on the archive and every client's data pooled
    (the upper bound a federation cannot have);
 c. ``fedavg``: Flower's own ``FedAvg`` with the tiny student on every client, starting from
-   the same pre-installed tiny student as (d), its optimiser, learning rate and batch-norm
-   handling chosen by a small search scored on the clients' pooled held-out splits;
+   the same pre-installed tiny student as (d), its optimiser, learning rate, batch-norm
+   handling and local epochs chosen by a small search scored on the clients' pooled
+   held-out splits;
 d. ``fedkd``: federated distillation with the tiny student on every client;
 e. ``fedkd_hetero``: federated distillation with each role's own student;
 
@@ -46,7 +47,6 @@ from common.preinstalled import preinstalled_student
 from common.student_file import load_student
 from common.training import TrainSettings, accuracy, fit
 from server.fedavg import GLOBAL_MODEL_FILE
-from server.global_student import GlobalStudent
 from server.ground import GroundSegment, prepare
 from server.history import finite_json
 from simulations.flower import SuperLink, write_connection
@@ -272,8 +272,9 @@ class Bench:
 
     def ground_only(self) -> dict[str, Any]:
         """The global student's rounds without any client: targets = the teacher's labels."""
-        student = GlobalStudent(self.fed, self.cfg)
-        student.pretrain(self.ground.teacher_probs)  # the cached pre-training of (d) and (e)
+        # The ground segment's global student, pre-trained exactly as (d) and (e) start it;
+        # this process never trains it otherwise (their rounds run in the ServerApp).
+        student = self.ground.student
         start = time.perf_counter()
         rounds = []
         for server_round in range(1, self.cfg.num_rounds + 1):

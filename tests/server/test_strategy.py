@@ -221,10 +221,8 @@ def _sampled_clients(node_ids: list[int], seed: int) -> list[list[int]]:
     grid = LoopbackGrid(node_ids)
     rounds = []
     for r in (1, 2, 3):
-        nodes = [
-            m.metadata.dst_node_id
-            for m in s.configure_train(r, ArrayRecord(), ConfigRecord(), grid)
-        ]  # type: ignore[arg-type]
+        messages = s.configure_train(r, ArrayRecord(), ConfigRecord(), grid)
+        nodes = [m.metadata.dst_node_id for m in messages]
         rounds.append(sorted(s.node_clients[n] for n in nodes))
     return rounds
 
