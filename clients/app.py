@@ -241,6 +241,7 @@ def _train_fedkd(
         ),
         temperature=task.temperature,
         kd_weight=task.kd_weight,
+        digest_epochs=cfg.client_digest_epochs,
     )
     _keep(context, cfg, fed, student, role, partition_id, task.server_round)
     probs = result.probs

@@ -2,12 +2,17 @@
 
 Framework-free: takes tensors and arrays, returns soft predictions and metrics. The only
 array that leaves is the prediction on exactly the requested reference indices.
+
+With ``digest_epochs`` the round ends, after the prediction, with distillation-only passes
+over the received targets (FedMD's "digest" after its "revisit"): the reply still carries
+what the private shard taught, while the student the client keeps and deploys ends on the
+federation's knowledge instead of on a shard that may hold one or two classes.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -34,8 +39,10 @@ def local_round(
     settings: TrainSettings,
     temperature: float,
     kd_weight: float,
+    digest_epochs: int = 0,
 ) -> LocalResult:
-    """CE on the private shard + kd_weight * T^2 KL(targets || student) on the reference tiles."""
+    """CE on the private shard + kd_weight * T^2 KL(targets || student) on the reference tiles,
+    predict, then ``digest_epochs`` passes of T^2 KL alone (the kept student)."""
     if len(reference) != len(targets):
         raise ValueError(f"{len(reference)} reference tiles but {len(targets)} targets")
     # The reference targets set the number of steps; the private shard (often a few dozen
@@ -53,6 +60,14 @@ def local_round(
         hard_batch_size=max(1, math.ceil(len(train) / steps)),
     )
     probs = predict_proba(student, reference)
+    if digest_epochs > 0:
+        fit(
+            student,
+            replace(settings, epochs=digest_epochs, seed=settings.seed + 1, logit_adjust=False),
+            x_soft=reference,
+            soft_targets=torch.from_numpy(targets),
+            temperature=temperature,
+        )
     return LocalResult(
         probs=probs,
         num_examples=len(train),

@@ -114,6 +114,10 @@ class RunConfig:
     preinstall_epochs: int = 4
     client_lr: float = 0.0003
     client_epochs: int = 1
+    # KD-only passes over the received targets after the reply's predictions are made: the
+    # student a client keeps (and deploys) ends on the federation's knowledge, not on its
+    # skewed shard (0: off)
+    client_digest_epochs: int = 0
     client_bn: str = "frozen"  # keep the pre-installed student's batch-norm statistics
     fedavg_optimizer: str = "adam"
     fedavg_lr: float = 0.0001
@@ -192,6 +196,7 @@ class RunConfig:
             "preinstall-epochs": self.preinstall_epochs >= 1,
             "client-lr": self.client_lr > 0,
             "client-epochs": self.client_epochs >= 1,
+            "client-digest-epochs": self.client_digest_epochs >= 0,
             "fedavg-lr": self.fedavg_lr > 0,
             "fedavg-epochs": self.fedavg_epochs >= 1,
             "resume": self.resume in (0, 1),

@@ -42,7 +42,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="evaluate every model on this labelled folder (<Class>/<tile>) of the same "
         "classes instead of the internal test split",
     )
-    p.add_argument("--search-rounds", type=int, default=5, help="rounds per FedAvg search point")
+    p.add_argument(
+        "--search-rounds",
+        type=int,
+        default=0,
+        help="rounds per FedAvg search point; 0 (default): all --rounds, and the chosen "
+        "point's search run is the reported FedAvg run",
+    )
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="report folder")
     p.add_argument("--docs", type=Path, default=DEFAULT_DOCS, help="benchmark page to regenerate")
     p.add_argument(

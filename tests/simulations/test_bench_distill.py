@@ -42,7 +42,6 @@ def test_bench_distill_writes_a_valid_report_plots_and_docs(
         alpha=0.5,
         rounds=2,
         out=out,
-        search_rounds=1,
         centralized_epochs=1,
         search=SEARCH[:2],
         base=base,
@@ -77,6 +76,10 @@ def test_bench_distill_writes_a_valid_report_plots_and_docs(
     assert methods["fedkd"]["params"]["drone"] == methods["fedkd"]["params"]["satellite"]
     assert methods["fedkd_hetero"]["params"]["drone"] > methods["fedkd"]["params"]["drone"]
     assert len(methods["fedavg"]["search"]["points"]) == 2
+    # Each point ran for every round; the chosen point's run is the reported one.
+    assert methods["fedavg"]["search"]["rounds"] == 2
+    work_fedavg = out / "distill-a0.5-c4-s42" / "fedavg"
+    assert not work_fedavg.exists()
     # Each trained client left a student file that alone is enough to use it.
     work = out / "distill-a0.5-c4-s42"
     assert list((work / "fedkd_hetero" / "students").glob("*.pt"))
