@@ -26,8 +26,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "small search on the clients' held-out splits), (d) federated distillation with tiny "
         "students, (e) federated distillation with each role's own student, and a control: "
         "the global student of (d) on the same schedule without any client. Writes "
-        "OUT/distill.json (a run "
-        "with the same alpha, clients, rounds, seed and test set is replaced), "
+        "OUT/distill.json (a run with the same alpha, clients, rounds, seed and test set is "
+        "replaced), "
         "OUT/distill-accuracy.png and OUT/distill-bytes.png.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
