@@ -11,21 +11,22 @@ from common.config import RunConfig
 from common.settings import PROJECT_ROOT
 from simulations.bench_distill import (
     SEARCH,
+    Bench,
     DistillBench,
     bench_defaults,
     run_bench,
     write_report,
 )
 from simulations.bench_docs import render_docs
+from simulations.flower import SuperLink, write_connection
 from simulations.plots import plot_distill
 
 CHECK = PROJECT_ROOT.parent / "shared" / "tools" / "check_report.py"
 
 
-def test_bench_distill_writes_a_valid_report_plots_and_docs(
-    fixture_data: Path, tmp_path: Path
-) -> None:
-    base = RunConfig.from_mapping(
+def _base(fixture_data: Path) -> RunConfig:
+    """The benchmark's run config, shrunk to the fixture data."""
+    return RunConfig.from_mapping(
         {
             **bench_defaults().to_mapping(),
             "data-dir": str(fixture_data),
@@ -36,6 +37,11 @@ def test_bench_distill_writes_a_valid_report_plots_and_docs(
             "fraction-train": 0.5,
         }
     )
+
+
+def test_bench_distill_writes_a_valid_report_plots_and_docs(
+    fixture_data: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "out"
     bench = DistillBench(
         clients=4,
@@ -44,7 +50,7 @@ def test_bench_distill_writes_a_valid_report_plots_and_docs(
         out=out,
         centralized_epochs=1,
         search=SEARCH[:2],
-        base=base,
+        base=_base(fixture_data),
     )
     run = run_bench(bench)
     report = json.loads((out / "distill.json").read_text())
@@ -104,6 +110,33 @@ def test_bench_distill_writes_a_valid_report_plots_and_docs(
             [sys.executable, str(CHECK), str(out / "distill.json")], capture_output=True, text=True
         )
         assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_short_fedavg_search_runs_the_chosen_point_again_over_every_round(
+    fixture_data: Path, tmp_path: Path
+) -> None:
+    bench = DistillBench(
+        clients=4,
+        alpha=0.5,
+        rounds=2,
+        search_rounds=1,
+        out=tmp_path / "out",
+        search=SEARCH[1:3],
+        base=_base(fixture_data),
+    )
+    b = Bench(bench)
+    home = b.work / "flwr-home"
+    with SuperLink(home) as link:
+        write_connection(home, link.address)
+        fedavg = b.fedavg(home)
+    search = fedavg["search"]
+    assert search["rounds"] == 1
+    assert len(search["points"]) == 2
+    assert search["chosen"] in [p.__dict__ for p in SEARCH[1:3]]
+    # The points ran one round each; the reported run is a separate run over both rounds.
+    assert len(fedavg["rounds"]) == 2
+    assert (b.work / "fedavg").is_dir()
+    assert fedavg["bytes_total"] > 0
 
 
 def test_report_keeps_other_runs_and_replaces_the_same_settings(tmp_path: Path) -> None:
