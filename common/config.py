@@ -88,6 +88,11 @@ class RunConfig:
     kd_weight: float = 1.0
     teacher_mix: float = 0.5
     teacher_mix_start: float = 0.9
+    # Refinement of the teacher from the aggregated knowledge: each round the teacher takes
+    # this many passes of ``reference-per-round`` tiles towards K_t (with archive batches), and
+    # its new soft labels are the teacher part of the next targets (0: the teacher stays fixed)
+    teacher_refine_epochs: int = 0
+    teacher_refine_lr: float = 0.0003
     codec: str = "int8"
     topk: int = 3
     aggregation: str = "mean"
@@ -183,6 +188,8 @@ class RunConfig:
             "fraction-train": 0 < self.fraction_train <= 1,
             "teacher-mix": 0 <= self.teacher_mix <= 1,
             "teacher-mix-start": 0 <= self.teacher_mix_start <= 1,
+            "teacher-refine-epochs": self.teacher_refine_epochs >= 0,
+            "teacher-refine-lr": self.teacher_refine_lr > 0,
             "temperature": self.temperature > 0,
             "reference-per-round": self.reference_per_round >= 1,
             "batch-size": self.batch_size >= 1,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import time
@@ -13,15 +14,17 @@ from flwr.serverapp import Grid, ServerApp
 
 from common import keys
 from common.config import RunConfig
+from common.errors import CodecError
 from server import metrics
 from server.aggregation import Rule
 from server.checkpoint import load_checkpoint, restore, snapshot
 from server.fedavg import run_fedavg
 from server.fleet import build_schedule, discover_clients
 from server.ground import prepare
-from server.history import History
+from server.history import History, RoundRecord
 from server.knowledge import Knowledge
 from server.strategy import FedKD
+from server.teacher import TeacherRefiner
 
 log = logging.getLogger(__name__)
 
@@ -73,12 +76,18 @@ def main(grid: Grid, context: Context) -> None:
     )
     if strategy.schedule is not None or strategy.sample_by_client:
         strategy.node_clients = discover_clients(grid, cfg.num_clients)
+    refiner = None
+    if cfg.teacher_refine_epochs > 0:
+        test = ground.fed.test_split()
+        refiner = TeacherRefiner(
+            copy.deepcopy(ground.teacher), cfg, student.archive, student.reference, test
+        )
 
     out_dir = Path(cfg.out_dir) if cfg.out_dir else None
     checkpoint = load_checkpoint(out_dir) if cfg.resume and out_dir else None
     if checkpoint is not None:
         checkpoint.check_matches(cfg, ground.fed)
-        restore(checkpoint, strategy, student, history)
+        restore(checkpoint, strategy, student, history, refiner)
     remaining = cfg.num_rounds - strategy.round_offset
     if remaining <= 0:
         log.info("all %d rounds were already completed: nothing to resume", cfg.num_rounds)
@@ -98,10 +107,12 @@ def main(grid: Grid, context: Context) -> None:
         else:
             record.distill_loss = student.distil(knowledge.targets, server_round)
             record.global_accuracy = student.evaluate()
+            if refiner is not None:
+                refine_teacher(refiner, knowledge, record, server_round)
         record.seconds = time.perf_counter() - strategy.round_started
         history.rounds.append(record)
         if out_dir is not None:  # the checkpoint first: the report never runs ahead of it
-            snapshot(cfg, ground.fed, strategy, student, history).save(out_dir)
+            snapshot(cfg, ground.fed, strategy, student, history, refiner).save(out_dir)
         history.rounds.pop()
         history.add(record)
         metrics.observe_round(record, previous)
@@ -135,6 +146,26 @@ def main(grid: Grid, context: Context) -> None:
     path = history.write()
     final = history.rounds[-1].global_accuracy if history.rounds else float("nan")
     log.info("run finished: global-student accuracy %.4f, report %s", final, path)
+
+
+def refine_teacher(
+    refiner: TeacherRefiner, knowledge: Knowledge, record: RoundRecord, server_round: int
+) -> None:
+    """Refine the teacher towards K_t; its soft labels become the teacher part of K_t+1.
+
+    A refinement that yields unusable soft labels (NaN after a diverged step) is logged and
+    the previous teacher labels stay: the round and the run go on."""
+    try:
+        knowledge.set_teacher(refiner.refine(knowledge.targets, server_round))
+    except CodecError as exc:
+        log.error(
+            "round %d: the refined teacher's soft labels are unusable (%s); the teacher and "
+            "its labels stay as before this round. Lower teacher-refine-lr or set "
+            "teacher-refine-epochs = 0",
+            server_round,
+            exc,
+        )
+    record.teacher_accuracy = refiner.evaluate()
 
 
 def _stop_exporter(exporter: metrics.MetricsServer | None, linger: float) -> None:

@@ -1,7 +1,8 @@
 """Server state after every completed round, so that a crashed server loses nothing.
 
 A checkpoint holds what the next round depends on: the round number, the knowledge, the
-global student and its optimiser, the client-sampling random state and the metric history.
+global student and its optimiser, the client-sampling random state, the metric history and,
+when the teacher is refined (``teacher-refine-epochs``), the refined teacher and its optimiser.
 It is written atomically (temp file, fsync, rename) with a format version, and only resumed
 by a run whose config and data split are the same; otherwise the message names what differs.
 """
@@ -25,6 +26,7 @@ from common.federation import Federation
 from server.global_student import GlobalStudent
 from server.history import History, RoundRecord
 from server.strategy import FedKD
+from server.teacher import TeacherRefiner
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,7 @@ class Checkpoint:
     optimizer: dict[str, Any]
     sampler: tuple[Any, ...]  # random.Random state of the client sampling
     history: dict[str, Any]  # History fields: teacher/start accuracy, rounds as dicts
+    teacher: dict[str, Any] | None = None  # the refined teacher and its optimiser, if refined
 
     def save(self, out_dir: Path) -> Path:
         blob = {"format_version": FORMAT_VERSION, **self.__dict__}
@@ -62,7 +65,9 @@ class Checkpoint:
     def check_matches(self, cfg: RunConfig, fed: Federation) -> None:
         """Refuse to resume a run with other settings or another data split."""
         now = {k: v for k, v in cfg.to_mapping().items() if k not in NOT_COMPARED}
-        then = {k: v for k, v in self.config.items() if k not in NOT_COMPARED}
+        # A key the checkpoint's version did not know yet had its default value then.
+        defaults = RunConfig().to_mapping()
+        then = {k: v for k, v in {**defaults, **self.config}.items() if k not in NOT_COMPARED}
         differ = sorted(k for k in set(now) | set(then) if now.get(k) != then.get(k))
         if differ:
             listed = ", ".join(f"{k}={then.get(k)!r} (now {now.get(k)!r})" for k in differ)
@@ -100,7 +105,12 @@ def load_checkpoint(out_dir: Path) -> Checkpoint | None:
 
 
 def snapshot(
-    cfg: RunConfig, fed: Federation, strategy: FedKD, student: GlobalStudent, history: History
+    cfg: RunConfig,
+    fed: Federation,
+    strategy: FedKD,
+    student: GlobalStudent,
+    history: History,
+    refiner: TeacherRefiner | None = None,
 ) -> Checkpoint:
     """The state after the last round in ``history``."""
     return Checkpoint(
@@ -116,10 +126,17 @@ def snapshot(
             "start_accuracy": history.start_accuracy,
             "rounds": [r.__dict__.copy() for r in history.rounds],
         },
+        teacher=refiner.state() if refiner is not None else None,
     )
 
 
-def restore(ckpt: Checkpoint, strategy: FedKD, student: GlobalStudent, history: History) -> None:
+def restore(
+    ckpt: Checkpoint,
+    strategy: FedKD,
+    student: GlobalStudent,
+    history: History,
+    refiner: TeacherRefiner | None = None,
+) -> None:
     """Put the server back where the checkpoint left it."""
     if ckpt.knowledge.shape != strategy.knowledge.targets.shape:
         raise ConfigError(
@@ -130,6 +147,9 @@ def restore(ckpt: Checkpoint, strategy: FedKD, student: GlobalStudent, history: 
     strategy.restore(ckpt.round, ckpt.sampler)
     student.model.load_state_dict(ckpt.student)
     student.optimizer.load_state_dict(ckpt.optimizer)
+    if refiner is not None and ckpt.teacher is not None:
+        refiner.load_state(ckpt.teacher)
+        strategy.knowledge.set_teacher(refiner.soft_labels())
     history.teacher_accuracy = float(ckpt.history["teacher_accuracy"])
     history.start_accuracy = float(ckpt.history["start_accuracy"])
     history.rounds = [RoundRecord(**r) for r in ckpt.history["rounds"]]

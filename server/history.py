@@ -32,6 +32,8 @@ class RoundRecord:
     bytes_down: int = 0
     distill_loss: float = float("nan")
     teacher_agreement: float = float("nan")
+    # The refined teacher on the test split after this round (teacher-refine-epochs > 0).
+    teacher_accuracy: float | None = None
     seconds: float = 0.0
     # Fleet scenarios: simulated hours at the end of the round, and replies that arrived in a
     # later contact (held, then accepted down-weighted or dropped as too old).

@@ -55,6 +55,10 @@ class Knowledge:
         mixed = mix * self.teacher[indices] + (1.0 - mix) * agg
         self.targets[indices] = mixed / mixed.sum(axis=1, keepdims=True)
 
+    def set_teacher(self, probs: np.ndarray) -> None:
+        """New teacher soft labels (a refined teacher): the teacher part of later updates."""
+        self.teacher = validate_probabilities(probs, self.shape).copy()
+
     def teacher_agreement(self) -> float:
         """Fraction of reference tiles whose target argmax equals the teacher's."""
         return float((self.targets.argmax(1) == self.teacher.argmax(1)).mean())

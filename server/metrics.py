@@ -91,6 +91,11 @@ TEACHER_AGREEMENT = Gauge(
     "Share of reference tiles whose aggregated-knowledge argmax equals the teacher's.",
     registry=REGISTRY,
 )
+TEACHER_ACCURACY = Gauge(
+    "skydistill_teacher_accuracy_ratio",
+    "Refined teacher's accuracy on the server's test split (teacher-refine-epochs > 0).",
+    registry=REGISTRY,
+)
 RUN_INFO = Info(
     "skydistill_run",
     "What is running: strategy, aggregation rule, codec, dataset.",
@@ -145,6 +150,8 @@ def observe_round(record: RoundRecord, previous_accuracy: float | None) -> None:
         DISTILL_LOSS.set(record.distill_loss)
     if math.isfinite(record.teacher_agreement):
         TEACHER_AGREEMENT.set(record.teacher_agreement)
+    if record.teacher_accuracy is not None:
+        TEACHER_ACCURACY.set(record.teacher_accuracy)
 
 
 @dataclass

@@ -1,17 +1,25 @@
-"""The ground segment's teacher: trained on the archive once, then loaded from a cache."""
+"""The ground segment's teacher: trained on the archive once, then loaded from a cache, and
+optionally refined each round from the aggregated knowledge."""
 
 from __future__ import annotations
 
 import logging
+import math
 import time
+from dataclasses import replace
+from typing import Any
 
+import numpy as np
+import torch
 from torch import nn
 
+from common.codec import validate_probabilities
 from common.config import RunConfig
-from common.federation import Federation
+from common.errors import CodecError
+from common.federation import Federation, Split
 from common.model_cache import load_or_train
 from common.models import build_model, count_parameters
-from common.training import TrainSettings, accuracy, fit
+from common.training import TrainSettings, accuracy, fit, make_optimizer, predict_proba
 
 log = logging.getLogger(__name__)
 
@@ -45,3 +53,90 @@ def load_or_train_teacher(cfg: RunConfig, fed: Federation) -> tuple[nn.Module, f
     return load_or_train(
         "teacher", model, fed, recipe, train, lambda m: accuracy(m, test.x, test.y)
     )
+
+
+class TeacherRefiner:
+    """Refinement of the teacher from the aggregated knowledge (``teacher-refine-epochs``).
+
+    After each round's global-student distillation the teacher takes ``epochs`` passes of
+    ``reference-per-round`` tiles (drawn from the whole reference set) towards K_t, paired
+    with cross-entropy steps on archive batches so it keeps what the labels say. One
+    learning-rate schedule at ``teacher-refine-lr`` runs over all rounds (a restart each round
+    would undo the teacher's training). Its soft labels on the reference set then replace
+    the teacher part of the knowledge mix.
+    """
+
+    def __init__(
+        self,
+        teacher: nn.Module,
+        cfg: RunConfig,
+        archive: Split,
+        reference: torch.Tensor,
+        test: Split,
+    ) -> None:
+        self.model = teacher
+        self.cfg = cfg
+        self.archive = archive
+        self.reference = reference
+        self.test = test
+        self.settings = TrainSettings(
+            epochs=cfg.teacher_refine_epochs,
+            batch_size=cfg.batch_size,
+            learning_rate=cfg.teacher_refine_lr,
+            seed=cfg.seed,
+        )
+        per_round = min(cfg.reference_per_round, len(reference))
+        self.steps = math.ceil(per_round / cfg.batch_size)
+        self.total_steps = cfg.num_rounds * cfg.teacher_refine_epochs * self.steps
+        self.optimizer = make_optimizer(self.model, self.settings)
+
+    def refine(self, targets: np.ndarray, server_round: int) -> np.ndarray:
+        """One round of refinement towards ``targets``; returns the new soft labels.
+
+        Raises :class:`CodecError` (and puts the teacher back as it was before this round)
+        if the step diverged and the new soft labels are not usable probabilities."""
+        if targets.shape[0] != len(self.reference):
+            raise ValueError(
+                f"{targets.shape[0]} targets for {len(self.reference)} reference tiles"
+            )
+        start = time.perf_counter()
+        before = self.state()
+        settings = replace(self.settings, seed=self.settings.seed + 7919 * server_round)
+        offset = (server_round - 1) * self.settings.epochs * self.steps
+        fit(
+            self.model,
+            settings,
+            self.archive.x,
+            self.archive.y,
+            self.reference,
+            torch.from_numpy(targets),
+            temperature=self.cfg.temperature,
+            steps_per_epoch=self.steps,
+            schedule=(offset, self.total_steps),
+            optimizer=self.optimizer,
+        )
+        probs = self.soft_labels()
+        try:
+            validate_probabilities(probs, targets.shape)
+        except CodecError:
+            self.load_state(before)
+            raise
+        log.info("round %d: teacher refined in %.1f s", server_round, time.perf_counter() - start)
+        return probs
+
+    def soft_labels(self) -> np.ndarray:
+        """The teacher's class probabilities on every reference tile."""
+        return predict_proba(self.model, self.reference)
+
+    def evaluate(self) -> float:
+        return accuracy(self.model, self.test.x, self.test.y)
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "model": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
+            "optimizer": self.optimizer.state_dict(),
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])

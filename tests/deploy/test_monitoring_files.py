@@ -47,6 +47,7 @@ KNOWN_METRICS = frozenset(
         "skydistill_client_accuracy_ratio",
         "skydistill_distill_loss",
         "skydistill_teacher_agreement_ratio",
+        "skydistill_teacher_accuracy_ratio",
         "skydistill_run_info",
     }
 )

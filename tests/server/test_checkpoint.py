@@ -16,6 +16,7 @@ from server.global_student import GlobalStudent
 from server.history import History, RoundRecord
 from server.knowledge import Knowledge
 from server.strategy import FedKD
+from server.teacher import TeacherRefiner, load_or_train_teacher
 
 
 def _server(cfg: RunConfig) -> tuple[FedKD, GlobalStudent, History]:
@@ -82,3 +83,43 @@ def test_another_config_or_version_is_refused_with_the_reason(
     with pytest.raises(ConfigError, match="unreadable"):
         load_checkpoint(tmp_path)
     assert load_checkpoint(tmp_path / "empty") is None
+
+
+def test_a_refined_teacher_is_checkpointed_and_restored(fixture_data: Path, tmp_path: Path) -> None:
+    cfg = RunConfig(
+        data_dir=str(fixture_data), num_clients=3, teacher_epochs=1, teacher_refine_epochs=1
+    )
+    fed = load_federation(cfg)
+
+    def refiner() -> TeacherRefiner:
+        teacher, _ = load_or_train_teacher(cfg, fed)
+        reference = fed.reference_images(np.arange(len(fed.partition.reference)))
+        return TeacherRefiner(
+            teacher, cfg, fed.split(fed.partition.archive), reference, fed.test_split()
+        )
+
+    strategy, student, history = _server(cfg)
+    ref = refiner()
+    strategy.knowledge.set_teacher(ref.refine(strategy.knowledge.targets, 1))
+    snapshot(cfg, fed, strategy, student, history, ref).save(tmp_path)
+
+    ckpt = load_checkpoint(tmp_path)
+    assert ckpt is not None and ckpt.teacher is not None
+    s2, st2, h2 = _server(cfg)
+    ref2 = refiner()  # the cached teacher, as a restarted server loads it
+    assert not np.allclose(ref2.soft_labels(), ref.soft_labels(), atol=1e-6)
+    restore(ckpt, s2, st2, h2, ref2)
+    np.testing.assert_allclose(ref2.soft_labels(), ref.soft_labels(), atol=1e-6)
+    np.testing.assert_allclose(s2.knowledge.teacher, strategy.knowledge.teacher, atol=1e-6)
+
+
+def test_a_key_newer_than_the_checkpoint_counts_as_its_default(
+    fixture_data: Path, tmp_path: Path
+) -> None:
+    cfg = RunConfig(data_dir=str(fixture_data), num_clients=3)
+    fed = load_federation(cfg)
+    ckpt = snapshot(cfg, fed, *_server(cfg))
+    del ckpt.config["teacher-refine-epochs"]  # written before the key existed
+    ckpt.check_matches(cfg, fed)
+    with pytest.raises(ConfigError, match=r"teacher-refine-epochs=0 \(now 1\)"):
+        ckpt.check_matches(RunConfig(**{**cfg.__dict__, "teacher_refine_epochs": 1}), fed)

@@ -31,3 +31,17 @@ def test_update_rejects_bad_aggregates() -> None:
     k = Knowledge(np.eye(3, dtype=np.float32), teacher_mix=0.5)
     with pytest.raises(CodecError):
         k.update(np.array([0, 1]), np.full((2, 3), np.nan, np.float32))
+
+
+def test_a_refined_teacher_is_the_teacher_part_of_later_updates() -> None:
+    k = Knowledge(np.array([[0.5, 0.5], [0.5, 0.5]], np.float32), teacher_mix=0.5)
+    k.set_teacher(np.array([[1.0, 0.0], [0.0, 1.0]], np.float32))
+    np.testing.assert_allclose(k.targets, 0.5)  # the targets are not touched until an update
+    k.update(np.array([0, 1]), np.array([[0.0, 1.0], [0.0, 1.0]], np.float32))
+    np.testing.assert_allclose(k.targets, [[0.5, 0.5], [0.0, 1.0]])
+    # Against the refined teacher (the first one, uniform, has argmax 0 on row 1: 0.5).
+    assert k.teacher_agreement() == pytest.approx(1.0)
+    with pytest.raises(CodecError, match="expected"):
+        k.set_teacher(np.full((3, 2), 0.5, np.float32))
+    with pytest.raises(CodecError, match="NaN"):
+        k.set_teacher(np.array([[np.nan, 1.0], [0.5, 0.5]], np.float32))

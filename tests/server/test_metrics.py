@@ -79,6 +79,7 @@ def test_observe_round_updates_counters_and_gauges() -> None:
         bytes_down=2000,
         distill_loss=0.5,
         teacher_agreement=0.9,
+        teacher_accuracy=0.87,
         seconds=12.0,
     )
     metrics.observe_round(record, previous_accuracy=0.9)
@@ -90,6 +91,7 @@ def test_observe_round_updates_counters_and_gauges() -> None:
     assert value("skydistill_global_accuracy_change_ratio") == pytest.approx(-0.1)
     assert value("skydistill_client_accuracy_ratio", role="drone") == pytest.approx(0.7)
     assert value("skydistill_teacher_agreement_ratio") == pytest.approx(0.9)
+    assert value("skydistill_teacher_accuracy_ratio") == pytest.approx(0.87)
 
 
 def test_serve_exposes_metrics_and_a_busy_port_is_not_fatal(

@@ -34,6 +34,7 @@ def _start(fixture_data: Path, out: Path) -> subprocess.Popen[bytes]:
         "--set", "teacher-epochs=1",
         "--set", "global-pretrain-epochs=1",
         "--set", "preinstall-epochs=1",
+        "--set", "teacher-refine-epochs=1",  # the refined teacher is server state too
         "--set", "metrics-address=",
         "--set", "metrics-linger=0",
     )  # fmt: skip
@@ -88,6 +89,7 @@ def test_sigkill_at_three_points_and_resume(fixture_data: Path, tmp_path: Path) 
     assert abs(got - expected["final"]["global_accuracy"]) <= 0.005
     for a, b in zip(report["rounds"], expected["rounds"], strict=True):
         assert a["clients_ok"] == b["clients_ok"] == 3
+        assert abs(a["teacher_accuracy"] - b["teacher_accuracy"]) <= 0.005
 
 
 def test_resume_refuses_another_config(fixture_data: Path, tmp_path: Path) -> None:
