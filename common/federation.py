@@ -17,6 +17,7 @@ import torch
 from common.bands import DATASETS, DatasetSpec
 from common.config import RunConfig
 from common.dataset import BandStats
+from common.errors import DataNotFoundError
 from common.partition import Partition, make_partition, split_holdout
 from common.rasters import LabelledArrays, load_folder
 from common.settings import data_root
@@ -82,6 +83,16 @@ def dataset_folder(cfg: RunConfig) -> Path:
     return data_root(cfg.data_dir or None) / DATASETS[cfg.dataset].folder
 
 
+def _external_test(folder: Path, spec: DatasetSpec) -> LabelledArrays:
+    if not folder.is_dir():
+        raise DataNotFoundError(
+            f"test-dir {folder} is not a folder: pass a labelled folder of "
+            f"<Class>/<name>{spec.suffix} tiles with classes among {', '.join(spec.classes)}, "
+            "or leave test-dir empty to evaluate on the internal test split"
+        )
+    return load_folder(folder, spec)
+
+
 @functools.lru_cache(maxsize=4)
 def load_federation(cfg: RunConfig) -> Federation:
     """Load (once per process) the data, partition and statistics of a run."""
@@ -89,7 +100,7 @@ def load_federation(cfg: RunConfig) -> Federation:
     arrays = load_folder(dataset_folder(cfg), spec)
     partition = make_partition(arrays.labels, cfg.split_spec())
     stats = BandStats.from_images(arrays.images[partition.archive])
-    external = load_folder(Path(cfg.test_dir), spec) if cfg.test_dir else None
+    external = _external_test(Path(cfg.test_dir), spec) if cfg.test_dir else None
     return Federation(
         spec=spec, arrays=arrays, partition=partition, stats=stats, external_test=external
     )
