@@ -150,7 +150,7 @@ def _student(
             return load_student(path).build()
     if cfg.client_init == "pretrained":
         return preinstalled_student(cfg, fed, arch)
-    return build_model(arch, fed.spec.num_bands, fed.num_classes)
+    return build_model(arch, fed.spec.num_bands, fed.num_classes, seed=cfg.seed)
 
 
 def _keep(

@@ -30,6 +30,7 @@ def recipe_key(fed: Federation, recipe: Mapping[str, Any]) -> str:
         "reference": hashlib.sha256(fed.partition.reference.tobytes()).hexdigest(),
         "labels": hashlib.sha256(fed.arrays.labels.tobytes()).hexdigest(),
         "torch": torch.__version__,
+        "init": "seeded",  # weights initialised from the recipe's seed (build_model's seed)
     }
     return hashlib.sha256(json.dumps(full, sort_keys=True).encode()).hexdigest()[:20]
 

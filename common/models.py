@@ -101,13 +101,24 @@ ZOO: dict[str, ModelFactory] = {
 }
 
 
-def build_model(name: str, in_channels: int, num_classes: int) -> nn.Module:
-    """Build a model of the zoo by name, in channels_last memory format (faster on CPU)."""
+def build_model(
+    name: str, in_channels: int, num_classes: int, seed: int | None = None
+) -> nn.Module:
+    """Build a model of the zoo by name, in channels_last memory format (faster on CPU).
+
+    With ``seed`` the initial weights depend on it alone, not on whatever drew from the
+    process's global random state before (models trained from scratch and cached by their
+    recipe need this to be the same in every process)."""
     try:
         factory = ZOO[name]
     except KeyError:
         raise ConfigError(f"unknown model {name!r}: choose one of {', '.join(ZOO)}") from None
-    model = factory(in_channels, num_classes)
+    if seed is None:
+        model = factory(in_channels, num_classes)
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = factory(in_channels, num_classes)
     model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     return model
 

@@ -31,7 +31,9 @@ class GlobalStudent:
     def __init__(self, fed: Federation, cfg: RunConfig) -> None:
         self.fed = fed
         self.cfg = cfg
-        self.model = build_model(cfg.global_student, fed.spec.num_bands, fed.num_classes)
+        self.model = build_model(
+            cfg.global_student, fed.spec.num_bands, fed.num_classes, seed=cfg.seed
+        )
         self.settings = TrainSettings(
             epochs=cfg.server_epochs,
             batch_size=cfg.batch_size,

@@ -52,7 +52,7 @@ def preinstall(cfg: RunConfig, fed: Federation, arch: str, teacher_probs: np.nda
         )
         log.info("pre-installed %s student trained in %.0f s", arch, time.perf_counter() - start)
 
-    model = build_model(arch, fed.spec.num_bands, fed.num_classes)
+    model = build_model(arch, fed.spec.num_bands, fed.num_classes, seed=cfg.seed)
     _, score = load_or_train(
         cache_name(arch),
         model,

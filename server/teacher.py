@@ -47,7 +47,7 @@ def load_or_train_teacher(cfg: RunConfig, fed: Federation) -> tuple[nn.Module, f
         fit(model, settings, archive.x, archive.y)
         log.info("teacher trained in %.0f s", time.perf_counter() - start)
 
-    model = build_model(TEACHER_ARCH, fed.spec.num_bands, fed.num_classes)
+    model = build_model(TEACHER_ARCH, fed.spec.num_bands, fed.num_classes, seed=cfg.seed)
     recipe = {"arch": TEACHER_ARCH, **settings.__dict__}
     test = fed.test_split()
     return load_or_train(

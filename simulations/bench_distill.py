@@ -248,7 +248,7 @@ class Bench:
             ]
         )
         data = fed.split(np.setdiff1d(pooled, holdout_ids))
-        model = build_model("tiny", fed.spec.num_bands, fed.num_classes)
+        model = build_model("tiny", fed.spec.num_bands, fed.num_classes, seed=cfg.seed)
         start = time.perf_counter()
         fit(
             model,
