@@ -27,6 +27,37 @@ from common.training import TrainSettings, accuracy, fit, make_optimizer
 log = logging.getLogger(__name__)
 
 
+def distil_towards(
+    model: nn.Module,
+    settings: TrainSettings,
+    archive: Split,
+    reference: torch.Tensor,
+    targets: np.ndarray,
+    *,
+    temperature: float,
+    steps: int,
+    schedule: tuple[int, int],
+    optimizer: torch.optim.Optimizer,
+) -> float:
+    """``settings.epochs`` times ``steps`` steps of distillation towards ``targets`` (one row
+    per reference tile), each paired with a cross-entropy step on an archive batch; the
+    learning rate follows ``schedule`` (offset, total). Returns the last epoch's mean loss."""
+    if targets.shape[0] != len(reference):
+        raise ValueError(f"{targets.shape[0]} targets for {len(reference)} reference tiles")
+    return fit(
+        model,
+        settings,
+        archive.x,
+        archive.y,
+        reference,
+        torch.from_numpy(targets),
+        temperature=temperature,
+        steps_per_epoch=steps,
+        schedule=schedule,
+        optimizer=optimizer,
+    )
+
+
 class GlobalStudent:
     def __init__(self, fed: Federation, cfg: RunConfig) -> None:
         self.fed = fed
@@ -96,23 +127,18 @@ class GlobalStudent:
 
     def distil(self, targets: np.ndarray, server_round: int) -> float:
         """One round of training towards ``targets`` (the knowledge on every reference tile)."""
-        if targets.shape[0] != len(self.reference):
-            raise ValueError(
-                f"{targets.shape[0]} targets for {len(self.reference)} reference tiles"
-            )
         settings = replace(self.settings, seed=self.settings.seed + server_round)
         # An epoch is one pass over the reference set; archive batches are cycled alongside.
         steps = math.ceil(len(self.reference) / settings.batch_size)
         offset = self.pretrain_steps + (server_round - 1) * self.round_steps
-        return fit(
+        return distil_towards(
             self.model,
             settings,
-            self.archive.x,
-            self.archive.y,
+            self.archive,
             self.reference,
-            torch.from_numpy(targets),
+            targets,
             temperature=self.temperature,
-            steps_per_epoch=steps,
+            steps=steps,
             schedule=(offset, self.total_steps),
             optimizer=self.optimizer,
         )

@@ -20,6 +20,7 @@ from common.federation import Federation, Split
 from common.model_cache import load_or_train
 from common.models import build_model, count_parameters
 from common.training import TrainSettings, accuracy, fit, make_optimizer, predict_proba
+from server.global_student import distil_towards
 
 log = logging.getLogger(__name__)
 
@@ -95,23 +96,18 @@ class TeacherRefiner:
 
         Raises :class:`CodecError` (and puts the teacher back as it was before this round)
         if the step diverged and the new soft labels are not usable probabilities."""
-        if targets.shape[0] != len(self.reference):
-            raise ValueError(
-                f"{targets.shape[0]} targets for {len(self.reference)} reference tiles"
-            )
         start = time.perf_counter()
         before = self.state()
         settings = replace(self.settings, seed=self.settings.seed + 7919 * server_round)
         offset = (server_round - 1) * self.settings.epochs * self.steps
-        fit(
+        distil_towards(
             self.model,
             settings,
-            self.archive.x,
-            self.archive.y,
+            self.archive,
             self.reference,
-            torch.from_numpy(targets),
+            targets,
             temperature=self.cfg.temperature,
-            steps_per_epoch=self.steps,
+            steps=self.steps,
             schedule=(offset, self.total_steps),
             optimizer=self.optimizer,
         )
