@@ -78,9 +78,8 @@ def main(grid: Grid, context: Context) -> None:
         strategy.node_clients = discover_clients(grid, cfg.num_clients)
     refiner = None
     if cfg.teacher_refine_epochs > 0:
-        test = ground.fed.test_split()
         refiner = TeacherRefiner(
-            copy.deepcopy(ground.teacher), cfg, student.archive, student.reference, test
+            copy.deepcopy(ground.teacher), cfg, student.archive, student.reference, student.test
         )
 
     out_dir = Path(cfg.out_dir) if cfg.out_dir else None

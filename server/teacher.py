@@ -3,6 +3,7 @@ optionally refined each round from the aggregated knowledge."""
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import time
@@ -128,9 +129,11 @@ class TeacherRefiner:
         return accuracy(self.model, self.test.x, self.test.y)
 
     def state(self) -> dict[str, Any]:
+        """A copy of the teacher and its optimiser (``state_dict`` alone would alias the
+        moments that the next step updates in place)."""
         return {
             "model": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
-            "optimizer": self.optimizer.state_dict(),
+            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
