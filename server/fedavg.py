@@ -21,7 +21,6 @@ from flwr.serverapp.strategy import FedAvg
 from common import keys
 from common.atomic import atomic_write
 from common.config import RunConfig
-from common.models import build_model
 from common.preinstalled import preinstalled_student
 from common.training import accuracy
 from server import metrics
@@ -71,8 +70,7 @@ class CountingFedAvg(FedAvg):
 def run_fedavg(grid: Grid, cfg: RunConfig, ground: GroundSegment, history: History) -> None:
     arch = cfg.student or "tiny"
     fed = ground.fed
-    model = build_model(arch, fed.spec.num_bands, fed.num_classes)
-    model.load_state_dict(preinstalled_student(cfg, fed, arch).state_dict())
+    model = preinstalled_student(cfg, fed, arch)
     test = fed.test_split()
     history.start_accuracy = accuracy(model, test.x, test.y)
     strategy = CountingFedAvg(
