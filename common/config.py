@@ -9,7 +9,8 @@ from typing import Any
 
 from common.bands import DATASETS
 from common.codec import Codec
-from common.errors import CodecError, ConfigError
+from common.config_rules import RANGES, Invalid, InvalidSettings
+from common.errors import ConfigError
 from common.models import ZOO
 from common.partition import SplitSpec
 
@@ -23,6 +24,20 @@ OPTIMIZERS = ("adam", "sgd")
 BATCH_NORM = ("train", "frozen")
 SCHEDULES = ("contact-aware", "synchronous")
 SAMPLE_BY = ("node", "client")
+ATTACKS = ("random", "inverted", "constant", "mixed")
+SPLIT_SHARES = ("reference-fraction", "test-fraction", "archive-fraction")
+TYPE_RULES = {int: "must be an integer", float: "must be a number", str: "must be text"}
+
+
+def _coerce(value: Any, target: type) -> Any:
+    """A run-config value (TOML-typed, or a string from ``--set``) as the field's type."""
+    if isinstance(value, bool) and target is not str:
+        raise TypeError  # true is not 1 round
+    if target is int and isinstance(value, float) and not value.is_integer():
+        raise ValueError  # 2.5 rounds is a mistake, not 2
+    if target is int and isinstance(value, str):
+        return int(value.strip())  # int("2.5") is an error too
+    return target(value)
 
 
 def role_values(
@@ -152,76 +167,63 @@ class RunConfig:
     sample_by: str = "node"
 
     def __post_init__(self) -> None:
-        if self.dataset not in DATASETS:
-            raise ConfigError(f"dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}")
-        try:
-            Codec.parse(self.codec)
-        except CodecError as exc:
-            raise ConfigError(str(exc)) from None
-        if self.aggregation not in AGGREGATIONS:
-            raise ConfigError(
-                f"aggregation must be one of {', '.join(AGGREGATIONS)}, got {self.aggregation!r}"
-            )
-        choices = {
+        problems = [*self._choice_problems(), *self._range_problems()]
+        if problems:
+            raise InvalidSettings(problems)
+        self.split_spec()  # cannot fail now; the per-role values are checked here
+        self.dropout_by_role()
+        self.straggler_by_role()
+        self.cpu_share_by_role()
+
+    def _choice_problems(self) -> list[Invalid]:
+        choices: dict[str, tuple[str, tuple[str, ...]]] = {
+            "dataset": (self.dataset, tuple(DATASETS)),
+            "codec": (self.codec, tuple(c.value for c in Codec)),
+            "aggregation": (self.aggregation, AGGREGATIONS),
             "method": (self.method, METHODS),
             "client-init": (self.client_init, CLIENT_INITS),
             "fedavg-optimizer": (self.fedavg_optimizer, OPTIMIZERS),
             "fedavg-bn": (self.fedavg_bn, BATCH_NORM),
             "client-bn": (self.client_bn, BATCH_NORM),
-            "attack": (self.attack, ("random", "inverted", "constant", "mixed")),
+            "attack": (self.attack, ATTACKS),
             "schedule": (self.schedule, SCHEDULES),
             "sample-by": (self.sample_by, SAMPLE_BY),
+            "global-student": (self.global_student, tuple(ZOO)),
         }
-        for key, (value, allowed) in choices.items():
-            if value not in allowed:
-                raise ConfigError(f"{key} must be one of {', '.join(allowed)}, got {value!r}")
+        problems = [
+            Invalid(key, value, f"must be one of {', '.join(allowed)}")
+            for key, (value, allowed) in choices.items()
+            if value not in allowed
+        ]
         if self.student and self.student not in ZOO:
-            raise ConfigError(
-                f"student must be one of {', '.join(ZOO)} or empty, got {self.student!r}"
+            problems.append(
+                Invalid("student", self.student, f"must be one of {', '.join(ZOO)} or empty")
             )
-        for role in self.role_cycle:
-            if role not in ROLES:
-                raise ConfigError(f"unknown role {role!r} in roles: choose from {', '.join(ROLES)}")
-        checks = {
-            "num-rounds": self.num_rounds >= 1,
-            "num-clients": self.num_clients >= 1,
-            "fraction-train": 0 < self.fraction_train <= 1,
-            "teacher-mix": 0 <= self.teacher_mix <= 1,
-            "teacher-mix-start": 0 <= self.teacher_mix_start <= 1,
-            "teacher-refine-epochs": self.teacher_refine_epochs >= 0,
-            "teacher-refine-lr": self.teacher_refine_lr > 0,
-            "temperature": self.temperature > 0,
-            "reference-per-round": self.reference_per_round >= 1,
-            "batch-size": self.batch_size >= 1,
-            "learning-rate": self.learning_rate > 0,
-            "holdout-fraction": 0 <= self.holdout_fraction < 1,
-            "metrics-linger": self.metrics_linger >= 0,
-            "evaluate-every": self.evaluate_every >= 0,
-            "topk": self.topk >= 1,
-            "trim": 0 < self.trim < 0.5,
-            "global-pretrain-epochs": self.global_pretrain_epochs >= 0,
-            "preinstall-epochs": self.preinstall_epochs >= 1,
-            "client-lr": self.client_lr > 0,
-            "client-epochs": self.client_epochs >= 1,
-            "client-digest-epochs": self.client_digest_epochs >= 0,
-            "fedavg-lr": self.fedavg_lr > 0,
-            "fedavg-epochs": self.fedavg_epochs >= 1,
-            "resume": self.resume in (0, 1),
-            "dp-noise": self.dp_noise >= 0,
-            "dp-clip": self.dp_clip > 0,
-            "attackers": 0 <= self.attackers < 1,
-            "round-window-minutes": self.round_window_minutes > 0,
-            "max-staleness": 0 <= self.max_staleness <= 100,
-            "staleness-decay": 0 < self.staleness_decay <= 1,
-            "shard-size": self.shard_size >= 0,
-        }
-        bad = [k for k, ok in checks.items() if not ok]
-        if bad:
-            raise ConfigError(f"run config out of range: {', '.join(bad)} (see README, Run config)")
-        self.split_spec()  # validates the fractions
-        self.dropout_by_role()  # and the per-role values
-        self.straggler_by_role()
-        self.cpu_share_by_role()
+        unknown = [r for r in self.role_cycle if r not in ROLES]
+        if unknown or not self.role_cycle:
+            problems.append(
+                Invalid(
+                    "roles",
+                    self.roles,
+                    f"must be a comma-separated list of {', '.join(ROLES)}"
+                    + (f" (unknown role {unknown[0]!r})" if unknown else ""),
+                )
+            )
+        return problems
+
+    def _range_problems(self) -> list[Invalid]:
+        problems = []
+        for f in fields(self):
+            key = f.name.replace("_", "-")
+            value = getattr(self, f.name)
+            bounds = RANGES.get(key)
+            if bounds is not None and not bounds.holds(value):
+                problems.append(Invalid(key, value, bounds.rule(isinstance(value, int))))
+        shares = {k: getattr(self, k.replace("-", "_")) for k in SPLIT_SHARES}
+        total = sum(shares.values())
+        if all(RANGES[k].holds(v) for k, v in shares.items()) and total >= 1:
+            problems.append(Invalid(" + ".join(shares), round(total, 6), "must be below 1"))
+        return problems
 
     @property
     def role_cycle(self) -> tuple[str, ...]:
@@ -270,19 +272,16 @@ class RunConfig:
         if unknown:
             raise ConfigError(f"unknown run-config keys: {', '.join(unknown)}")
         kwargs: dict[str, Any] = {}
+        problems: list[Invalid] = []
         for key, value in values.items():
             f = known[key]
             target = type(getattr(cls, f.name))
             try:
-                if target is bool or (isinstance(value, bool) and target is not str):
-                    raise TypeError
-                if target is int and isinstance(value, float) and not value.is_integer():
-                    raise ValueError  # 2.5 rounds is a mistake, not 2
-                kwargs[f.name] = target(value)
+                kwargs[f.name] = _coerce(value, target)
             except (TypeError, ValueError):
-                raise ConfigError(
-                    f"run config {key}={value!r} must be of type {target.__name__}"
-                ) from None
+                problems.append(Invalid(key, value, TYPE_RULES.get(target, "has the wrong type")))
+        if problems:
+            raise InvalidSettings(problems)
         return cls(**kwargs)
 
     def to_mapping(self) -> dict[str, Any]:

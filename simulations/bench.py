@@ -5,8 +5,33 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from common.config_rules import Range
+from common.help_format import DefaultsHelpFormatter
+from simulations.bench_flags import (
+    DATA_DIR,
+    DISTILL_DEFAULTS,
+    FLEET_DEFAULTS,
+    ROBUST_DEFAULTS,
+    SCALE_CLIENTS,
+    SCALE_DEFAULTS,
+)
+from simulations.cli_options import add_mirror, add_set, ranged
+
 DEFAULT_OUT = Path("bench/out")
 DEFAULT_DOCS = Path("docs/benchmarks.md")
+
+
+_COUNT = ranged(int, Range(1))
+_NON_NEGATIVE = ranged(int, Range(0))
+_SECONDS = ranged(float, Range(0, low_open=True))
+
+
+def _common(p: argparse.ArgumentParser, docs: bool = True) -> None:
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="report folder")
+    if docs:
+        p.add_argument(
+            "--docs", type=Path, default=DEFAULT_DOCS, help="benchmark page to regenerate"
+        )
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -14,7 +39,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "bench",
         help="benchmarks (JSON reports in bench/out/, plots, docs/benchmarks.md)",
         description="Benchmarks. Each writes a JSON report and plots to --out and regenerates "
-        "docs/benchmarks.md from the reports found there.",
+        "docs/benchmarks.md from the reports found there. Flags win over --set, and --set "
+        "over the defaults; a key given both ways with different values is an error.",
     )
     kinds = bench.add_subparsers(dest="bench", required=True)
     p = kinds.add_parser(
@@ -29,35 +55,41 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "OUT/distill.json (a run with the same alpha, clients, rounds, seed and test set is "
         "replaced), "
         "OUT/distill-accuracy.png and OUT/distill-bytes.png.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
-    p.add_argument("--clients", type=int, default=100, help="simulated clients")
-    p.add_argument("--alpha", type=float, default=0.1, help="Dirichlet label-skew concentration")
-    p.add_argument("--rounds", type=int, default=30, help="federated rounds of every method")
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument(
+    d = DISTILL_DEFAULTS
+    add_mirror(p, "--clients", "num-clients", d["num-clients"], "simulated clients", type=int)
+    add_mirror(
+        p,
+        "--alpha",
+        "alpha",
+        d["alpha"],
+        "Dirichlet label-skew concentration (0 = IID)",
+        type=float,
+    )
+    add_mirror(
+        p, "--rounds", "num-rounds", d["num-rounds"], "federated rounds of every method", type=int
+    )
+    add_mirror(
+        p, "--seed", "seed", d["seed"], "seed of the partition, sampling and models", type=int
+    )
+    add_mirror(
+        p,
         "--test-dir",
+        "test-dir",
+        "the internal test split",
+        "evaluate every model on this labelled folder (<Class>/<tile>) of the same classes",
         type=Path,
-        default=None,
-        help="evaluate every model on this labelled folder (<Class>/<tile>) of the same "
-        "classes instead of the internal test split",
     )
     p.add_argument(
         "--search-rounds",
-        type=int,
+        type=_NON_NEGATIVE,
         default=0,
-        help="rounds per FedAvg search point; 0 (default): all --rounds, and the chosen "
-        "point's search run is the reported FedAvg run",
+        help="rounds per FedAvg search point; 0: all --rounds, and the chosen point's search "
+        "run is the reported FedAvg run",
     )
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="report folder")
-    p.add_argument("--docs", type=Path, default=DEFAULT_DOCS, help="benchmark page to regenerate")
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a run-config key for the federated methods, e.g. --set codec=topk",
-    )
+    _common(p)
+    add_set(p, "codec=topk", "override a run-config key for the federated methods")
     p.set_defaults(func=_run_distill)
 
     r = kinds.add_parser(
@@ -66,17 +98,43 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         description="Three federated-distillation runs on one partition: clean (plain mean), "
         "with ATTACKERS Byzantine clients and the plain mean, and with them and a robust rule. "
         "Writes OUT/robust.json and OUT/robust.png.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
-    r.add_argument("--clients", type=int, default=100)
-    r.add_argument("--attackers", type=int, default=20, help="Byzantine clients among them")
-    r.add_argument("--attack", choices=("random", "inverted", "constant", "mixed"), default="mixed")
-    r.add_argument("--rule", choices=("trimmed-mean", "median"), default="trimmed-mean")
-    r.add_argument("--rounds", type=int, default=10)
-    r.add_argument("--alpha", type=float, default=0.5)
-    r.add_argument("--seed", type=int, default=42)
-    r.add_argument("--out", type=Path, default=DEFAULT_OUT, help="report folder")
-    r.add_argument("--docs", type=Path, default=DEFAULT_DOCS, help="benchmark page to regenerate")
+    d = ROBUST_DEFAULTS
+    add_mirror(r, "--clients", "num-clients", d["num-clients"], "simulated clients", type=int)
+    r.add_argument(
+        "--attackers", type=_NON_NEGATIVE, default=20, help="Byzantine clients among them"
+    )
+    add_mirror(
+        r,
+        "--attack",
+        "attack",
+        "mixed",
+        "what the attackers send",
+        choices=("random", "inverted", "constant", "mixed"),
+    )
+    r.add_argument(
+        "--rule",
+        choices=("trimmed-mean", "median"),
+        default="trimmed-mean",
+        help="robust aggregation rule of the third run",
+    )
+    add_mirror(
+        r, "--rounds", "num-rounds", d["num-rounds"], "federated rounds of each run", type=int
+    )
+    add_mirror(
+        r,
+        "--alpha",
+        "alpha",
+        d["alpha"],
+        "Dirichlet label-skew concentration (0 = IID)",
+        type=float,
+    )
+    add_mirror(
+        r, "--seed", "seed", d["seed"], "seed of the partition, sampling and models", type=int
+    )
+    _common(r)
+    add_set(r, "reference-per-round=300", "override a run-config key of the three runs")
     r.set_defaults(func=_run_robust)
 
     o = kinds.add_parser(
@@ -88,26 +146,39 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "over --runs after --warmup) and batch throughput with --threads threads, and test "
         "accuracy, for torch, TorchScript, ONNX (onnxruntime) and int8 ONNX. Writes "
         "OUT/onboard.json and the exported files to OUT/onboard/.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
-    o.add_argument("--students", type=Path, default=None, help="folder of student files")
-    o.add_argument("--data-dir", default=None, help="data root (default: $SKYDISTILL_DATA)")
-    o.add_argument("--runs", type=int, default=200, help="timed single-tile runs")
-    o.add_argument("--warmup", type=int, default=20, help="untimed runs first")
-    o.add_argument("--batch-size", type=int, default=256, help="batch for throughput")
-    o.add_argument("--throughput-seconds", type=float, default=2.0, help="least time per batch")
-    o.add_argument("--threads", type=int, default=1, help="CPU threads of every runtime")
-    o.add_argument("--test-limit", type=int, default=None, help="at most N test tiles")
-    o.add_argument("--calibration-tiles", type=int, default=256, help="int8 calibration tiles")
-    o.add_argument("--out", type=Path, default=DEFAULT_OUT, help="report folder")
-    o.add_argument("--docs", type=Path, default=DEFAULT_DOCS, help="benchmark page to regenerate")
     o.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a run-config key, e.g. --set teacher-epochs=1",
+        "--students",
+        type=Path,
+        default=None,
+        help="folder of student files (default: the pre-installed students of the run config)",
     )
+    add_mirror(o, "--data-dir", "data-dir", DATA_DIR, "data root")
+    o.add_argument("--runs", type=_COUNT, default=200, help="timed single-tile runs")
+    o.add_argument("--warmup", type=_NON_NEGATIVE, default=20, help="untimed runs first")
+    o.add_argument(
+        "--batch-size",
+        type=_COUNT,
+        default=256,
+        help="batch for throughput (not the training batch: that is --set batch-size)",
+    )
+    o.add_argument(
+        "--throughput-seconds",
+        type=ranged(float, Range(0)),
+        default=2.0,
+        help="least time per batch",
+    )
+    o.add_argument("--threads", type=_COUNT, default=1, help="CPU threads of every runtime")
+    o.add_argument(
+        "--test-limit",
+        type=_COUNT,
+        default=None,
+        help="at most N test tiles (default: the whole test split)",
+    )
+    o.add_argument("--calibration-tiles", type=_COUNT, default=256, help="int8 calibration tiles")
+    _common(o)
+    add_set(o, "teacher-epochs=1")
     o.set_defaults(func=_run_onboard)
 
     f = kinds.add_parser(
@@ -119,30 +190,56 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "DECAY ** age and dropped beyond MAX_STALENESS rounds) and synchronous (every sampled "
         "client must receive and return before the next round). Writes OUT/fleet.json "
         "(accuracy against simulated hours, hours to TARGET) and OUT/fleet.png.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
+    )
+    d = FLEET_DEFAULTS
+    add_mirror(
+        f,
+        "--scenario",
+        "scenario",
+        d["scenario"],
+        "scenario name (simulations/scenarios) or TOML path",
+    )
+    add_mirror(
+        f, "--seed", "seed", d["seed"], "seed of the partition, sampling and models", type=int
+    )
+    f.add_argument("--hours", type=_SECONDS, default=96.0, help="simulated horizon, synchronous")
+    f.add_argument(
+        "--aware-hours", type=_SECONDS, default=24.0, help="simulated horizon, contact-aware"
     )
     f.add_argument(
-        "--scenario", default="leo50", help="scenario name (simulations/scenarios) or TOML path"
+        "--target",
+        type=ranged(float, Range(0, 1, low_open=True)),
+        default=0.75,
+        help="target global-student accuracy",
     )
-    f.add_argument("--seed", type=int, default=42)
-    f.add_argument("--hours", type=float, default=96.0, help="simulated horizon, synchronous")
-    f.add_argument(
-        "--aware-hours", type=float, default=24.0, help="simulated horizon, contact-aware"
+    f.add_argument("--per-round", type=_COUNT, default=7, help="clients given work per round, max")
+    add_mirror(
+        f,
+        "--window-minutes",
+        "round-window-minutes",
+        d["round-window-minutes"],
+        "contact-aware round length",
+        type=float,
     )
-    f.add_argument("--target", type=float, default=0.75, help="target global-student accuracy")
-    f.add_argument("--per-round", type=int, default=7, help="clients given work per round, max")
-    f.add_argument("--window-minutes", type=float, default=60.0, help="contact-aware round length")
-    f.add_argument("--max-staleness", type=int, default=4, help="oldest accepted reply, rounds")
-    f.add_argument("--decay", type=float, default=0.5, help="weight of a reply of age a: DECAY**a")
-    f.add_argument("--out", type=Path, default=DEFAULT_OUT, help="report folder")
-    f.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a run-config key of both runs, e.g. --set server-epochs=2",
+    add_mirror(
+        f,
+        "--max-staleness",
+        "max-staleness",
+        d["max-staleness"],
+        "oldest accepted reply, rounds",
+        type=int,
     )
-    f.add_argument("--docs", type=Path, default=DEFAULT_DOCS, help="benchmark page to regenerate")
+    add_mirror(
+        f,
+        "--decay",
+        "staleness-decay",
+        d["staleness-decay"],
+        "weight of a reply of age a: DECAY**a",
+        type=float,
+    )
+    _common(f)
+    add_set(f, "server-epochs=2", "override a run-config key of both runs")
     f.set_defaults(func=_run_fleet)
 
     s = kinds.add_parser(
@@ -156,53 +253,46 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "tree (sampled every 0.5 s) and the overhead ratio: those seconds over the seconds of "
         "the very same train messages replayed through the ClientApp's train function in a "
         "plain loop in this process. Writes OUT/scale.json.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
-    s.add_argument(
-        "--clients", type=int, nargs="+", default=[1_000, 10_000], help="fleet sizes to run"
-    )
-    s.add_argument("--per-round", type=int, default=100, help="clients sampled per round")
-    s.add_argument("--rounds", type=int, default=3)
-    s.add_argument("--shard-size", type=int, default=50, help="tiles per client shard")
-    s.add_argument(
-        "--reference-per-round",
+    d = SCALE_DEFAULTS
+    add_mirror(
+        s,
+        "--clients",
+        "num-clients",
+        " ".join(str(n) for n in SCALE_CLIENTS),
+        "fleet sizes to run",
         type=int,
-        default=100,
-        help="reference tiles (targets) per client round; with batch 64 it sets the steps",
+        nargs="+",
     )
-    s.add_argument("--seed", type=int, default=42)
-    s.add_argument("--data-dir", default=None, help="data root (default: $SKYDISTILL_DATA)")
-    s.add_argument("--out", type=Path, default=DEFAULT_OUT, help="report folder")
+    s.add_argument("--per-round", type=_COUNT, default=100, help="clients sampled per round")
+    add_mirror(s, "--rounds", "num-rounds", d["num-rounds"], "rounds of each run", type=int)
+    add_mirror(s, "--shard-size", "shard-size", d["shard-size"], "tiles per client shard", type=int)
+    add_mirror(
+        s,
+        "--reference-per-round",
+        "reference-per-round",
+        d["reference-per-round"],
+        "reference tiles (targets) per client round; with batch 64 it sets the steps",
+        type=int,
+    )
+    add_mirror(
+        s, "--seed", "seed", d["seed"], "seed of the partition, sampling and models", type=int
+    )
+    add_mirror(s, "--data-dir", "data-dir", DATA_DIR, "data root")
     s.add_argument("--work", type=Path, default=None, help="run folders (default: OUT/scale-work)")
-    s.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a run-config key, e.g. --set reference-per-round=500",
-    )
-    s.add_argument("--docs", type=Path, default=DEFAULT_DOCS, help="benchmark page to regenerate")
+    _common(s)
+    add_set(s, "client-epochs=2")
     s.set_defaults(func=_run_scale)
 
 
 def _run_distill(args: argparse.Namespace) -> int:
-    from common.config import RunConfig
-    from simulations.bench_distill import DistillBench, bench_defaults, run_bench
+    from simulations.bench_args import distill_bench
+    from simulations.bench_distill import run_bench
     from simulations.bench_docs import render_docs
-    from simulations.cli import parse_sets
     from simulations.plots import plot_distill
 
-    base = RunConfig.from_mapping({**bench_defaults().to_mapping(), **parse_sets(args.set)})
-    bench = DistillBench(
-        clients=args.clients,
-        alpha=args.alpha,
-        rounds=args.rounds,
-        seed=args.seed,
-        test_dir=args.test_dir,
-        out=args.out,
-        search_rounds=args.search_rounds,
-        base=base,
-    )
+    bench = distill_bench(args)
     run = run_bench(bench)
     plot_distill(run, args.out)
     render_docs(args.out, args.docs)
@@ -225,22 +315,12 @@ def _summary(run: dict[str, object]) -> str:
 
 
 def _run_robust(args: argparse.Namespace) -> int:
+    from simulations.bench_args import robust_bench
     from simulations.bench_docs import render_docs
-    from simulations.bench_robust import RobustBench, run_robust
+    from simulations.bench_robust import run_robust
     from simulations.plots import plot_robust
 
-    report = run_robust(
-        RobustBench(
-            clients=args.clients,
-            attackers=args.attackers,
-            rounds=args.rounds,
-            seed=args.seed,
-            alpha=args.alpha,
-            rule=args.rule,
-            attack=args.attack,
-            out=args.out,
-        )
-    )
+    report = run_robust(robust_bench(args))
     plot_robust(report, args.out / "robust.png")
     render_docs(args.out, args.docs)
     print(  # noqa: T201 (the command's output)
@@ -252,28 +332,11 @@ def _run_robust(args: argparse.Namespace) -> int:
 
 
 def _run_onboard(args: argparse.Namespace) -> int:
-    from common.config import RunConfig
+    from simulations.bench_args import onboard_bench
     from simulations.bench_docs import render_docs
-    from simulations.bench_onboard import OnboardBench, run_onboard
-    from simulations.cli import parse_sets
+    from simulations.bench_onboard import run_onboard
 
-    values: dict[str, object] = {**RunConfig().to_mapping(), **parse_sets(args.set)}
-    if args.data_dir:
-        values["data-dir"] = args.data_dir
-    report = run_onboard(
-        OnboardBench(
-            out=args.out,
-            students=args.students,
-            base=RunConfig.from_mapping(values),
-            runs=args.runs,
-            warmup=args.warmup,
-            batch_size=args.batch_size,
-            throughput_seconds=args.throughput_seconds,
-            test_limit=args.test_limit,
-            calibration=args.calibration_tiles,
-            threads=args.threads,
-        )
-    )
+    report = run_onboard(onboard_bench(args))
     render_docs(args.out, args.docs)
     lines = [f"{len(report['models'])} model files; report: {args.out / 'onboard.json'}"]
     for m in report["models"]:
@@ -287,27 +350,11 @@ def _run_onboard(args: argparse.Namespace) -> int:
 
 
 def _run_fleet(args: argparse.Namespace) -> int:
-    from common.config import RunConfig
+    from simulations.bench_args import fleet_bench
     from simulations.bench_docs import format_hours, render_docs
-    from simulations.bench_fleet import FleetBench, fleet_defaults, run_fleet
-    from simulations.cli import parse_sets
+    from simulations.bench_fleet import run_fleet
 
-    base = RunConfig.from_mapping({**fleet_defaults().to_mapping(), **parse_sets(args.set)})
-    report = run_fleet(
-        FleetBench(
-            scenario=args.scenario,
-            seed=args.seed,
-            hours=args.hours,
-            aware_hours=args.aware_hours,
-            target=args.target,
-            per_round=args.per_round,
-            window_minutes=args.window_minutes,
-            max_staleness=args.max_staleness,
-            decay=args.decay,
-            out=args.out,
-            base=base,
-        )
-    )
+    report = run_fleet(fleet_bench(args))
     render_docs(args.out, args.docs)
     aware = report["contact_aware"]["hours_to_target"]
     sync = report["synchronous"]["hours_to_target"]
@@ -322,27 +369,11 @@ def _run_fleet(args: argparse.Namespace) -> int:
 
 
 def _run_scale(args: argparse.Namespace) -> int:
-    from common.config import RunConfig
+    from simulations.bench_args import scale_bench
     from simulations.bench_docs import render_docs
-    from simulations.bench_scale import ScaleBench, run_scale
-    from simulations.cli import parse_sets
+    from simulations.bench_scale import run_scale
 
-    values: dict[str, object] = {**RunConfig().to_mapping(), **parse_sets(args.set)}
-    if args.data_dir:
-        values["data-dir"] = args.data_dir
-    report = run_scale(
-        ScaleBench(
-            clients=tuple(args.clients),
-            per_round=args.per_round,
-            rounds=args.rounds,
-            shard_size=args.shard_size,
-            reference_per_round=args.reference_per_round,
-            seed=args.seed,
-            out=args.out,
-            work=args.work,
-            base=RunConfig.from_mapping(values),
-        )
-    )
+    report = run_scale(scale_bench(args))
     render_docs(args.out, args.docs)
     lines = [f"report: {args.out / 'scale.json'}"]
     for run in report["runs"]:

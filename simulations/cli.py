@@ -11,10 +11,31 @@ from typing import Any
 
 from clients import agent
 from common.config import RunConfig
-from common.errors import SkydistillError
+from common.errors import ConfigError, SkydistillError
+from common.help_format import DefaultsHelpFormatter, use_everywhere
 from simulations import bench, deploy, fetch, onboard_cli
+from simulations.cli_options import add_mirror, add_set, build, explicit
 
 log = logging.getLogger("skydistill")
+
+
+# Flags of ``simulate`` that mirror a run-config key (``--set KEY=VALUE`` works as well).
+SIMULATE_FLAGS = {
+    "--clients": "num-clients",
+    "--rounds": "num-rounds",
+    "--alpha": "alpha",
+    "--dataset": "dataset",
+    "--seed": "seed",
+    "--data-dir": "data-dir",
+    "--scenario": "scenario",
+    "--schedule": "schedule",
+}
+# Keys simulate sets itself: a --set of them would be lost.
+SIMULATE_FIXED = {
+    "out-dir": "simulate writes to --out DIR",
+    "resume": "continue a run with --resume DIR",
+}
+DEFAULT_OUT = Path("runs/simulate")
 
 
 def _simulate_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -23,54 +44,77 @@ def _simulate_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "simulate",
         help="run a federated-distillation simulation on Flower's simulation engine (Ray)",
         description="Run a federated-distillation simulation on Flower's simulation engine "
-        "(Ray backend). Writes OUT/report.json, OUT/accuracy.png and OUT/run.log.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "(Ray backend). Writes OUT/report.json (per-round and final results), "
+        "OUT/accuracy.png (accuracy per round), OUT/run.log (the federation's log, as "
+        "streamed by flwr log) and OUT/server.log (the ServerApp's own lines). A flag given "
+        "explicitly wins over --set, and --set over the defaults; a key given both ways with "
+        "different values is an error.",
+        formatter_class=DefaultsHelpFormatter,
     )
-    p.add_argument("--clients", type=int, default=d.num_clients, help="number of simulated clients")
-    p.add_argument("--rounds", type=int, default=d.num_rounds, help="federated rounds")
-    p.add_argument(
+    add_mirror(
+        p, "--clients", "num-clients", d.num_clients, "number of simulated clients", type=int
+    )
+    add_mirror(p, "--rounds", "num-rounds", d.num_rounds, "federated rounds", type=int)
+    add_mirror(
+        p,
         "--alpha",
+        "alpha",
+        d.alpha,
+        "Dirichlet concentration of the client label split (0 = IID)",
         type=float,
-        default=d.alpha,
-        help="Dirichlet concentration of the client label split (0 = IID)",
     )
-    p.add_argument("--dataset", choices=("rgb", "ms"), default=d.dataset)
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--out", type=Path, default=Path("runs/simulate"), help="output folder")
-    p.add_argument(
+    add_mirror(
+        p,
+        "--dataset",
+        "dataset",
+        d.dataset,
+        "rgb: EuroSAT RGB JPEGs (3 bands); ms: EuroSAT MS GeoTIFFs (13 bands)",
+        choices=("rgb", "ms"),
+    )
+    add_mirror(
+        p,
+        "--seed",
+        "seed",
+        d.seed,
+        "seed of the data split, client sampling and model initialisation",
+        type=int,
+    )
+    p.add_argument("--out", type=Path, default=None, help=f"output folder (default: {DEFAULT_OUT})")
+    add_mirror(
+        p,
         "--data-dir",
-        default=None,
-        help="data root holding eurosat-rgb/ and eurosat-ms/ (default: $SKYDISTILL_DATA or "
-        "../shared/data)",
+        "data-dir",
+        "$SKYDISTILL_DATA or ../shared/data",
+        "data root holding eurosat-rgb/ and eurosat-ms/",
     )
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="any other run-config key of pyproject.toml, e.g. --set teacher-mix=0.3",
-    )
+    add_set(p, "teacher-mix=0.3")
     p.add_argument(
         "--resume",
         type=Path,
         default=None,
         metavar="DIR",
         help="continue the run in DIR from its last completed round (after a crash); the "
-        "run config is read from DIR/run-config.toml and other options are ignored",
+        "run config is read from DIR/run-config.toml, so run-config flags, --set and --out "
+        "are refused; a run that completed all its rounds is reported, not rerun "
+        "(default: start a new run in --out)",
     )
-    p.add_argument(
+    add_mirror(
+        p,
         "--scenario",
-        default=None,
+        "scenario",
+        "none, no contact model",
+        "fleet scenario (small, leo50, fleet10k or a TOML path): rounds follow its contact "
+        "windows and the scenario sets the client count (docs/fleets.md)",
         metavar="NAME|TOML",
-        help="fleet scenario (small, leo50, fleet10k or a TOML path): rounds follow its contact "
-        "windows and --clients becomes the scenario's client count (docs/fleets.md)",
     )
-    p.add_argument(
+    add_mirror(
+        p,
         "--schedule",
-        choices=("contact-aware", "synchronous"),
-        default=d.schedule,
-        help="with --scenario: work only for clients in contact in each round's window, or "
+        "schedule",
+        d.schedule,
+        "with --scenario: work only for clients in contact in each round's window, or "
         "wait for every sampled client to receive and return",
+        choices=("contact-aware", "synchronous"),
     )
     p.add_argument(
         "--ray-address",
@@ -78,70 +122,82 @@ def _simulate_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         metavar="auto|HOST:PORT",
         help="run the virtual clients on this existing Ray cluster (started with `ray start "
         "--head`; `auto`: the cluster last started on this machine) instead of a private Ray "
-        "instance; the cluster's own CPUs size the actor pool (see docs/scale.md)",
+        "instance; the cluster's own CPUs size the actor pool (see docs/scale.md) "
+        "(default: a private Ray instance)",
     )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=_run_simulate)
 
 
-def parse_sets(items: list[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SkydistillError(f"--set {item!r}: expected KEY=VALUE")
-        out[key.strip()] = value.strip()
-    return out
+def simulate_config(args: argparse.Namespace) -> RunConfig:
+    """The run config ``skydistill simulate`` runs with: flags > --set > RunConfig defaults;
+    a scenario sets the client count (an explicit different count is an error)."""
+    values, sources = explicit(args, SIMULATE_FLAGS, SIMULATE_FIXED)
+    cfg = build(RunConfig(), values, sources)
+    if not cfg.scenario:
+        return cfg
+    from simulations.scenario import load_scenario
+
+    scenario = load_scenario(cfg.scenario)
+    if "num-clients" in values and cfg.num_clients != scenario.num_clients:
+        raise ConfigError(
+            f"{sources['num-clients']}: scenario {cfg.scenario} has {scenario.num_clients} "
+            "clients and sets num-clients itself; drop the client count"
+        )
+    extra = {"scenario": str(scenario.path), "num-clients": scenario.num_clients}
+    return build(cfg, {}, sources, extra)  # absolute: the SuperLink runs elsewhere
+
+
+def _refuse_options_with_resume(args: argparse.Namespace) -> None:
+    given = [f for f in SIMULATE_FLAGS if getattr(args, f[2:].replace("-", "_")) is not None]
+    given += ["--set"] * bool(args.set) + ["--out"] * (args.out is not None)
+    if given:
+        raise ConfigError(
+            f"--resume {args.resume} reads the run config from {args.resume}/run-config.toml: "
+            f"drop {', '.join(given)} (to change settings, start a new run in another folder)"
+        )
 
 
 def _run_simulate(args: argparse.Namespace) -> int:
-    from simulations.simulate import resume_config, simulate  # heavy imports: only here
+    from simulations.simulate import finished_report, resume_config, simulate  # heavy imports
 
     if args.resume is not None:
+        _refuse_options_with_resume(args)
+        cfg = resume_config(args.resume)
+        done = finished_report(args.resume, cfg)
+        if done is not None:
+            print(
+                f"the run in {args.resume} is complete: all {cfg.num_rounds} rounds are done, "
+                "nothing to resume"
+            )
+            _print_final(done, args.resume)
+            return 0
         report = simulate(
-            resume_config(args.resume),
-            args.resume,
-            progress=not args.no_progress,
-            ray_address=args.ray_address,
+            cfg, args.resume, progress=not args.no_progress, ray_address=args.ray_address
         )
         _print_final(report, args.resume)
         return 0
 
-    values: dict[str, object] = {
-        **RunConfig().to_mapping(),
-        **parse_sets(args.set),
-        "num-clients": args.clients,
-        "num-rounds": args.rounds,
-        "alpha": args.alpha,
-        "dataset": args.dataset,
-        "seed": args.seed,
-    }
-    if args.data_dir:
-        values["data-dir"] = args.data_dir
-    if args.scenario:
-        from simulations.scenario import load_scenario
-
-        scenario = load_scenario(args.scenario)
-        values.update(
-            {
-                "scenario": str(scenario.path),  # absolute: the SuperLink runs elsewhere
-                "num-clients": scenario.num_clients,
-                "schedule": args.schedule,
-            }
-        )
-    cfg = RunConfig.from_mapping(values)
-    report = simulate(cfg, args.out, progress=not args.no_progress, ray_address=args.ray_address)
-    _print_final(report, args.out)
+    cfg = simulate_config(args)
+    out = args.out or DEFAULT_OUT
+    report = simulate(cfg, out, progress=not args.no_progress, ray_address=args.ray_address)
+    _print_final(report, out)
     return 0
 
 
 def _print_final(report: dict[str, Any], out: Path) -> None:
     final = report["final"]
+    teacher = final.get("teacher_accuracy")  # null when the teacher is not refined
     print(
-        f"global-student accuracy {final['global_accuracy']:.4f} after "
-        f"{final['rounds_completed']} rounds (teacher {final['teacher_accuracy']:.4f}), "
-        f"{final['seconds']:.0f} s of rounds; report: {out / 'report.json'}"
+        f"global-student accuracy {_fraction(final.get('global_accuracy'))} after "
+        f"{final['rounds_completed']} rounds"
+        + (f" (teacher {teacher:.4f})" if teacher is not None else "")
+        + f", {final['seconds']:.0f} s of rounds; report: {out / 'report.json'}"
     )
+
+
+def _fraction(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -157,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     onboard_cli.add_parsers(sub)
     agent.add_parser(sub)
     deploy.add_parsers(sub)
-    return parser
+    return use_everywhere(parser)  # one --help style, also for parsers made elsewhere
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:

@@ -99,7 +99,7 @@ def simulate(
     # Decode the tiles and train the teacher and global student (or find them cached) here,
     # once, before Flower and Ray start: the ServerApp then loads them from the cache.
     torch.set_num_threads(os.cpu_count() or 1)
-    ground = prepare(cfg)
+    ground = prepare(cfg, progress=progress)
     log.info("%d %s tiles in %s", len(ground.fed.arrays), cfg.dataset, dataset_folder(cfg))
     if cfg.scenario:  # refuse a mismatched scenario, and compute its contacts, before Flower
         build_schedule(cfg)
@@ -136,6 +136,34 @@ def resume_config(out: Path) -> RunConfig:
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read the run config {path}: {exc}") from exc
     return RunConfig.from_mapping({**values, "resume": 1})
+
+
+def finished_report(out: Path, cfg: RunConfig) -> dict[str, Any] | None:
+    """The report of the run in ``out`` if it already completed all its rounds, else None.
+
+    Complete means: the checkpoint holds ``cfg.num_rounds`` rounds of a run with that many
+    rounds, and ``report.json`` has its final line for them. Otherwise (a crash between the
+    last checkpoint and the report, say) the run is resumed as usual."""
+    checkpoint = load_checkpoint(out)
+    if checkpoint is None or checkpoint.round < cfg.num_rounds:
+        return None
+    if checkpoint.config.get("num-rounds") != cfg.num_rounds:
+        return None  # run-config.toml was edited: the resume path names the difference
+    try:
+        report = json.loads((out / REPORT_FILE).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    final = report.get("final") if isinstance(report, dict) else None
+    if not isinstance(final, dict) or final.get("rounds_completed", 0) < cfg.num_rounds:
+        return None
+    done: dict[str, Any] = report
+    log.info(
+        "%s: checkpoint after round %d of %d, nothing to resume",
+        out,
+        checkpoint.round,
+        cfg.num_rounds,
+    )
+    return done
 
 
 def with_paths(cfg: RunConfig, out: Path) -> RunConfig:
