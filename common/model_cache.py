@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -49,6 +50,31 @@ def load_cached(name: str, model: nn.Module, fed: Federation, recipe: Mapping[st
     return True
 
 
+def eval_set_key(fed: Federation) -> str:
+    """Fingerprint of the split that scores are measured on: the internal test split's tiles,
+    or every tile and label of the external ``test-dir`` folder."""
+    digest = hashlib.sha256()
+    if fed.external_test is None:
+        digest.update(b"internal")
+        digest.update(np.ascontiguousarray(fed.partition.test).tobytes())
+        digest.update(np.ascontiguousarray(fed.arrays.labels).tobytes())
+    else:
+        images = np.ascontiguousarray(fed.external_test.images)
+        digest.update(f"external {images.shape} {images.dtype}".encode())
+        digest.update(images.data.cast("B"))
+        digest.update(np.ascontiguousarray(fed.external_test.labels).tobytes())
+    return digest.hexdigest()[:20]
+
+
+def _stored_scores(path: Path) -> dict[str, float]:
+    """Scores beside a cached model, by test-set key (an old unkeyed score counts as none)."""
+    try:
+        scores = json.loads(path.read_text())["scores"]
+        return {str(k): float(v) for k, v in scores.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
 def load_or_train(
     name: str,
     model: nn.Module,
@@ -56,26 +82,43 @@ def load_or_train(
     recipe: Mapping[str, Any],
     train: Callable[[nn.Module], None],
     evaluate: Callable[[nn.Module], float],
+    *,
+    what: str = "",
 ) -> tuple[nn.Module, float]:
     """``model`` with weights from the cache (or trained with ``train`` and cached) and its
-    score from ``evaluate``, cached beside the weights so that later runs skip both."""
+    score from ``evaluate`` on the federation's test set, cached beside the weights by that
+    test set's :func:`eval_set_key`, so that later runs on the same test set skip both.
+
+    ``what`` says in the log what a cold run trains (and on what): the step can take minutes.
+    """
     path = cache_path(name, fed, recipe)
     score_path = path.with_suffix(".json")
-    if path.is_file():
-        try:
-            model.load_state_dict(torch.load(path, weights_only=True))
-            log.info("%s loaded from cache %s", name, path)
-            try:
-                return model, float(json.loads(score_path.read_text())["score"])
-            except (OSError, ValueError, KeyError, TypeError):
-                score = evaluate(model)
-                atomic_write(score_path, lambda fh: fh.write(json.dumps({"score": score}).encode()))
-                return model, score
-        except (RuntimeError, OSError, EOFError, pickle.UnpicklingError) as exc:
-            log.warning("%s cache %s is unreadable (%s): training again", name, path, exc)
-    train(model)
-    state = model.state_dict()
-    atomic_write(path, lambda fh: torch.save(state, fh))
-    score = evaluate(model)
-    atomic_write(score_path, lambda fh: fh.write(json.dumps({"score": score}).encode()))
-    return model, score
+    loaded = path.is_file() and _load_weights(name, model, path)
+    if loaded:
+        log.info("%s: found in the cache (%s), not trained again", name, path)
+    else:
+        log.info(
+            "%s: not in the cache yet, training %s (saved to %s for the next run)",
+            name,
+            what or "it",
+            path,
+        )
+        train(model)
+        state = model.state_dict()
+        atomic_write(path, lambda fh: torch.save(state, fh))
+    scores = _stored_scores(score_path) if loaded else {}
+    test_key = eval_set_key(fed)
+    if test_key not in scores:
+        scores[test_key] = evaluate(model)
+        payload = json.dumps({"scores": scores}).encode()
+        atomic_write(score_path, lambda fh: fh.write(payload))
+    return model, scores[test_key]
+
+
+def _load_weights(name: str, model: nn.Module, path: Path) -> bool:
+    try:
+        model.load_state_dict(torch.load(path, weights_only=True))
+    except (RuntimeError, OSError, EOFError, pickle.UnpicklingError) as exc:
+        log.warning("%s cache %s is unreadable (%s): training again", name, path, exc)
+        return False
+    return True

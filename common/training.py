@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm import tqdm
 
 from common.losses import kd_loss
 
@@ -38,7 +40,7 @@ def augment_batch(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last)
 
 
-def one_cycle(step: int, total: int, peak: float, warmup: float = 0.15) -> float:
+def one_cycle(step: float, total: int, peak: float, warmup: float = 0.15) -> float:
     """Learning rate at ``step`` of ``total``: linear warm-up from peak/25, then cosine to ~0."""
     total = max(1, total)
     rise = max(1, int(warmup * total))
@@ -46,6 +48,20 @@ def one_cycle(step: int, total: int, peak: float, warmup: float = 0.15) -> float
         return peak / 25 + (peak - peak / 25) * step / rise
     progress = min(1.0, (step - rise) / max(1, total - rise))
     return peak / 1e4 + (peak - peak / 1e4) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def resumed_cycle(step: int, *, done: int, planned: int, total: int, peak: float) -> float:
+    """Learning rate at ``step`` of a :func:`one_cycle` planned over ``planned`` steps whose
+    first ``done`` steps ran as planned and whose rest is stretched (or squeezed) over steps
+    ``done .. total``: a later phase finishes the cycle an earlier one started, however long
+    it turns out to be. With ``total == planned`` this is exactly ``one_cycle(step, planned)``;
+    with nothing done (or nothing left of the plan) it is ``one_cycle(step, total)``."""
+    if done <= 0 or planned <= done:
+        return one_cycle(step, total, peak)
+    if step < done:
+        return one_cycle(step, planned, peak)
+    mapped = done + (step - done) * (planned - done) / max(1, total - done)
+    return one_cycle(mapped, planned, peak)
 
 
 def make_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
@@ -80,6 +96,8 @@ def fit(
     schedule: tuple[int, int] | None = None,
     optimizer: torch.optim.Optimizer | None = None,
     hard_batch_size: int | None = None,
+    lr_at: Callable[[int], float] | None = None,
+    progress: str | None = None,
 ) -> float:
     """Cross-entropy on (x, y) plus ``kd_weight`` * T^2 KL towards ``soft_targets`` on ``x_soft``.
 
@@ -89,8 +107,11 @@ def fit(
     private shard per epoch while the soft part sets the number of steps).
     The learning rate follows :func:`one_cycle` over this call's steps, or, with
     ``schedule=(offset, total)``, over a longer run of which this call is steps
-    ``offset .. offset + epochs * steps`` (training continued across rounds). Pass the same
-    ``optimizer`` to keep its moments across calls. Returns the mean loss of the last epoch.
+    ``offset .. offset + epochs * steps`` (training continued across rounds); ``lr_at``
+    replaces :func:`one_cycle` by another rate per global step (e.g. :func:`resumed_cycle`).
+    Pass the same ``optimizer`` to keep its moments across calls. ``progress``: show a tqdm
+    bar on stderr, described as ``"<progress>: epoch e/E"`` (None: silent, as inside a
+    ServerApp or a test). Returns the mean loss of the last epoch.
     """
     has_ce = x is not None and y is not None and len(x) > 0
     has_kd = x_soft is not None and soft_targets is not None and len(x_soft) > 0
@@ -103,6 +124,7 @@ def fit(
     gen = torch.Generator().manual_seed(settings.seed)
     opt = optimizer or make_optimizer(model, settings)
     offset, total_steps = schedule or (0, steps * settings.epochs)
+    rate = lr_at or (lambda step: one_cycle(step, total_steps, settings.learning_rate))
     log_prior: torch.Tensor | None = None
     global_step = offset
     model.train()
@@ -111,45 +133,64 @@ def fit(
             if isinstance(module, nn.modules.batchnorm._BatchNorm):
                 module.eval()
     last = float("nan")
-    for _ in range(settings.epochs):
-        ce_idx = _batches(n_ce, ce_batch, steps, gen) if has_ce else []
-        kd_idx = _batches(n_kd, settings.batch_size, steps, gen) if has_kd else []
-        total = 0.0
-        for step in range(steps):
-            # One forward pass over the labelled and the soft batch together, so batch-norm
-            # statistics come from both (a client's labelled batch may hold a single class).
-            parts: list[torch.Tensor] = []
-            if has_ce and x is not None:
-                parts.append(x[ce_idx[step]])
-            if has_kd and x_soft is not None:
-                parts.append(x_soft[kd_idx[step]])
-            xb = torch.cat(parts) if len(parts) > 1 else parts[0]
-            xb = augment_batch(xb, gen) if settings.augment else xb
-            logits = model(xb)
-            loss = torch.zeros(())
-            n_hard = 0
-            if has_ce and y is not None:
-                n_hard = len(ce_idx[step])
-                hard = logits[:n_hard]
-                if settings.logit_adjust:
-                    if log_prior is None:
-                        counts = torch.bincount(y, minlength=hard.shape[1]).float() + 0.5
-                        log_prior = torch.log(counts / counts.sum())
-                    hard = hard + log_prior
-                loss = loss + F.cross_entropy(hard, y[ce_idx[step]])
-            if has_kd and soft_targets is not None:
-                loss = loss + kd_weight * kd_loss(
-                    logits[n_hard:], soft_targets[kd_idx[step]], temperature
-                )
-            for group in opt.param_groups:
-                group["lr"] = one_cycle(global_step, total_steps, settings.learning_rate)
-            global_step += 1
-            opt.zero_grad(set_to_none=True)
-            loss.backward()  # type: ignore[no-untyped-call]
-            opt.step()
-            total += float(loss.detach())
-        last = total / steps
+    with _progress_bar(progress, settings.epochs, steps) as bar:
+        for epoch in range(settings.epochs):
+            bar.set_description_str(f"{progress}: epoch {epoch + 1}/{settings.epochs}")
+            ce_idx = _batches(n_ce, ce_batch, steps, gen) if has_ce else []
+            kd_idx = _batches(n_kd, settings.batch_size, steps, gen) if has_kd else []
+            total = 0.0
+            for step in range(steps):
+                # One forward pass over the labelled and the soft batch together, so batch-norm
+                # statistics come from both (a client's labelled batch may hold a single class).
+                parts: list[torch.Tensor] = []
+                if has_ce and x is not None:
+                    parts.append(x[ce_idx[step]])
+                if has_kd and x_soft is not None:
+                    parts.append(x_soft[kd_idx[step]])
+                xb = torch.cat(parts) if len(parts) > 1 else parts[0]
+                xb = augment_batch(xb, gen) if settings.augment else xb
+                logits = model(xb)
+                loss = torch.zeros(())
+                n_hard = 0
+                if has_ce and y is not None:
+                    n_hard = len(ce_idx[step])
+                    hard = logits[:n_hard]
+                    if settings.logit_adjust:
+                        if log_prior is None:
+                            counts = torch.bincount(y, minlength=hard.shape[1]).float() + 0.5
+                            log_prior = torch.log(counts / counts.sum())
+                        hard = hard + log_prior
+                    loss = loss + F.cross_entropy(hard, y[ce_idx[step]])
+                if has_kd and soft_targets is not None:
+                    loss = loss + kd_weight * kd_loss(
+                        logits[n_hard:], soft_targets[kd_idx[step]], temperature
+                    )
+                for group in opt.param_groups:
+                    group["lr"] = rate(global_step)
+                global_step += 1
+                opt.zero_grad(set_to_none=True)
+                loss.backward()  # type: ignore[no-untyped-call]
+                opt.step()
+                total += float(loss.detach())
+                bar.update()
+            last = total / steps
+            bar.set_postfix_str(f"loss {last:.3f}")
     return last
+
+
+def epochs_text(n: int) -> str:
+    """``"1 epoch"``, ``"4 epochs"``: for log lines that say how long a phase trains."""
+    return f"{n} epoch" if n == 1 else f"{n} epochs"
+
+
+def _progress_bar(description: str | None, epochs: int, steps: int) -> tqdm[None]:
+    """A bar over a training phase's steps, described by epoch; disabled without a description."""
+    return tqdm(
+        total=epochs * steps,
+        disable=description is None,
+        bar_format="{desc} |{bar}| {percentage:3.0f}% [{elapsed}<{remaining}{postfix}]",
+        dynamic_ncols=True,
+    )
 
 
 @torch.no_grad()

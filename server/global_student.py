@@ -5,6 +5,13 @@ round the global student is pre-trained there (cross-entropy on the archive, dis
 towards the teacher on the reference tiles; cached like the teacher). Each round it then takes
 one pass of distillation steps towards K_t on the reference tiles, paired with cross-entropy
 steps on archive batches, and is evaluated on the server's test split.
+
+One learning-rate cycle runs over pre-training and every round (a restart each round would
+undo what was learnt). Pre-training runs its part of that cycle as planned for
+:data:`PLANNED_ROUNDS` rounds; the rounds then finish the cycle, stretched or squeezed over
+however many rounds the run has (:func:`common.training.resumed_cycle`). So the pre-trained
+weights, and their cache key, do not depend on ``num-rounds``: a run with another round count
+loads them from the cache instead of pre-training again.
 """
 
 from __future__ import annotations
@@ -12,7 +19,9 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,9 +31,21 @@ from common.config import RunConfig
 from common.federation import Federation, Split
 from common.model_cache import load_or_train
 from common.models import build_model
-from common.training import TrainSettings, accuracy, fit, make_optimizer
+from common.training import (
+    TrainSettings,
+    accuracy,
+    epochs_text,
+    fit,
+    make_optimizer,
+    resumed_cycle,
+)
 
 log = logging.getLogger(__name__)
+
+# The round count pre-training plans its share of the learning-rate cycle for: the default
+# num-rounds, so a default run's schedule (and so its weights) is the one-cycle over the whole
+# run that it was before the cycle was split.
+PLANNED_ROUNDS = 10
 
 
 def distil_towards(
@@ -38,10 +59,12 @@ def distil_towards(
     steps: int,
     schedule: tuple[int, int],
     optimizer: torch.optim.Optimizer,
+    lr_at: Callable[[int], float] | None = None,
 ) -> float:
     """``settings.epochs`` times ``steps`` steps of distillation towards ``targets`` (one row
     per reference tile), each paired with a cross-entropy step on an archive batch; the
-    learning rate follows ``schedule`` (offset, total). Returns the last epoch's mean loss."""
+    learning rate follows ``schedule`` (offset, total), or ``lr_at`` of the global step.
+    Returns the last epoch's mean loss."""
     if targets.shape[0] != len(reference):
         raise ValueError(f"{targets.shape[0]} targets for {len(reference)} reference tiles")
     return fit(
@@ -55,6 +78,7 @@ def distil_towards(
         steps_per_epoch=steps,
         schedule=schedule,
         optimizer=optimizer,
+        lr_at=lr_at,
     )
 
 
@@ -74,24 +98,49 @@ class GlobalStudent:
         self.archive: Split = fed.split(fed.partition.archive)
         self.reference = fed.reference_images(np.arange(len(fed.partition.reference)))
         self.test: Split = fed.test_split()
-        # One learning-rate schedule over pre-training and every round: the rounds continue
-        # the pre-training instead of restarting it (a restart undoes what was learnt).
+        # One learning-rate cycle over pre-training and every round (see the module's doc):
+        # pre-training's part is planned for PLANNED_ROUNDS rounds, whatever num-rounds is.
         bs = cfg.batch_size
         self.pretrain_steps = cfg.global_pretrain_epochs * math.ceil(
             max(len(self.archive), len(self.reference)) / bs
         )
         self.round_steps = cfg.server_epochs * math.ceil(len(self.reference) / bs)
+        self.planned_steps = self.pretrain_steps + PLANNED_ROUNDS * self.round_steps
         self.total_steps = self.pretrain_steps + cfg.num_rounds * self.round_steps
         self.optimizer = make_optimizer(self.model, self.settings)
 
-    def pretrain(self, teacher_probs: np.ndarray) -> float:
+    def learning_rate(self, step: int) -> float:
+        """The rate at global ``step`` (pre-training's steps first, then the rounds')."""
+        return resumed_cycle(
+            step,
+            done=self.pretrain_steps,
+            planned=self.planned_steps,
+            total=self.total_steps,
+            peak=self.settings.learning_rate,
+        )
+
+    def pretrain_recipe(self) -> dict[str, Any]:
+        """What, besides the data (:func:`common.model_cache.recipe_key`), makes the
+        pre-trained weights: no round count (pre-training plans for PLANNED_ROUNDS)."""
+        cfg = self.cfg
+        return {
+            "arch": cfg.global_student,
+            "temperature": cfg.temperature,
+            "teacher": [cfg.teacher_epochs, cfg.learning_rate, cfg.batch_size, cfg.seed],
+            "schedule": [self.pretrain_steps, self.planned_steps],
+            **replace(self.settings, epochs=cfg.global_pretrain_epochs).__dict__,
+        }
+
+    def pretrain(self, teacher_probs: np.ndarray, *, progress: bool = False) -> float:
         """Start from the archive and the teacher (cached): what the ground segment knows.
 
-        Returns the test accuracy it starts the federation with."""
+        Returns the test accuracy it starts the federation with. ``progress``: show a bar
+        over its epochs (a cold pre-training takes minutes)."""
         cfg = self.cfg
         settings = replace(self.settings, epochs=cfg.global_pretrain_epochs)
         if settings.epochs == 0:
             return self.evaluate()
+        phase = f"global student ({cfg.global_student} CNN, the server's model the rounds refine)"
 
         def train(model: nn.Module) -> None:
             start = time.perf_counter()
@@ -103,25 +152,25 @@ class GlobalStudent:
                 self.reference,
                 torch.from_numpy(teacher_probs),
                 temperature=cfg.temperature,
-                schedule=(0, self.total_steps),
+                schedule=(0, self.planned_steps),
                 optimizer=self.optimizer,
+                progress=phase if progress else None,
             )
             log.info("global student pre-trained in %.0f s", time.perf_counter() - start)
 
-        recipe = {
-            "arch": cfg.global_student,
-            "temperature": cfg.temperature,
-            "teacher": [cfg.teacher_epochs, cfg.learning_rate, cfg.batch_size, cfg.seed],
-            "schedule": [self.pretrain_steps, self.total_steps],
-            **settings.__dict__,
-        }
+        what = (
+            f"the {cfg.global_student} global student on {len(self.archive):,} labelled archive "
+            f"tiles and the teacher's soft labels on {len(self.reference):,} reference tiles for "
+            f"{epochs_text(settings.epochs)}; it is the server's model, which the rounds refine"
+        )
         _, score = load_or_train(
             f"global-{cfg.global_student}",
             self.model,
             self.fed,
-            recipe,
+            self.pretrain_recipe(),
             train,
             lambda _m: self.evaluate(),
+            what=what,
         )
         return score
 
@@ -141,6 +190,7 @@ class GlobalStudent:
             steps=steps,
             schedule=(offset, self.total_steps),
             optimizer=self.optimizer,
+            lr_at=self.learning_rate,
         )
 
     @property

@@ -38,7 +38,14 @@ class GroundSegment:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def prepare(cfg: RunConfig) -> GroundSegment:
+def prepare(cfg: RunConfig, *, progress: bool = False) -> GroundSegment:
+    """Load the data and train (or find cached) the teacher, the global student and the
+    pre-installed students, in that order.
+
+    ``progress``: show a tqdm bar over the epochs of each model trained here. Off by default,
+    for library callers (the ServerApp, which finds every model cached by then; benchmarks;
+    tests); ``skydistill simulate`` turns it on, and the start of each training is logged
+    either way."""
     seconds: dict[str, float] = {}
     clock = time.perf_counter()
 
@@ -50,14 +57,14 @@ def prepare(cfg: RunConfig) -> GroundSegment:
 
     fed = load_federation(cfg)
     lap("data")
-    teacher, teacher_accuracy = load_or_train_teacher(cfg, fed)
+    teacher, teacher_accuracy = load_or_train_teacher(cfg, fed, progress=progress)
     log.info("teacher test accuracy %.4f", teacher_accuracy)
     student = GlobalStudent(fed, cfg)
     teacher_probs = predict_proba(teacher, student.reference)
     lap("teacher")
     start = float("nan")
     if cfg.method == "fedkd":  # the FedAvg baseline has no server-side student
-        start = student.pretrain(teacher_probs)
+        start = student.pretrain(teacher_probs, progress=progress)
         log.info("global student starts at test accuracy %.4f", start)
         lap("global-student")
     preinstalled: dict[str, float] = {}
@@ -66,7 +73,7 @@ def prepare(cfg: RunConfig) -> GroundSegment:
         if cfg.method == "fedavg":
             archs = [cfg.student or "tiny"]
         for arch in archs:
-            preinstalled[arch] = preinstall(cfg, fed, arch, teacher_probs)
+            preinstalled[arch] = preinstall(cfg, fed, arch, teacher_probs, progress=progress)
             lap(f"preinstall-{arch}")
     return GroundSegment(
         fed, teacher, teacher_probs, teacher_accuracy, student, start, preinstalled, seconds

@@ -22,13 +22,22 @@ from common.federation import Federation
 from common.model_cache import load_or_train
 from common.models import build_model
 from common.preinstalled import cache_name, recipe
-from common.training import TrainSettings, accuracy, fit
+from common.training import TrainSettings, accuracy, epochs_text, fit
 
 log = logging.getLogger(__name__)
 
 
-def preinstall(cfg: RunConfig, fed: Federation, arch: str, teacher_probs: np.ndarray) -> float:
-    """Train (or find cached) the pre-installed ``arch`` student; return its test accuracy."""
+def preinstall(
+    cfg: RunConfig,
+    fed: Federation,
+    arch: str,
+    teacher_probs: np.ndarray,
+    *,
+    progress: bool = False,
+) -> float:
+    """Train (or find cached) the pre-installed ``arch`` student; return its test accuracy.
+
+    ``progress``: show a bar over its epochs (a cold training takes a minute or two)."""
     settings = TrainSettings(
         epochs=cfg.preinstall_epochs,
         batch_size=cfg.batch_size,
@@ -37,7 +46,8 @@ def preinstall(cfg: RunConfig, fed: Federation, arch: str, teacher_probs: np.nda
     )
     archive = fed.split(fed.partition.archive)
     reference = fed.reference_images(np.arange(len(fed.partition.reference)))
-    test = fed.test_split()
+    roles = "/".join(r for r in cfg.role_cycle if cfg.arch_of(r) == arch) or arch
+    phase = f"pre-installed {arch} student (what {roles} clients start from)"
 
     def train(model: nn.Module) -> None:
         start = time.perf_counter()
@@ -49,17 +59,22 @@ def preinstall(cfg: RunConfig, fed: Federation, arch: str, teacher_probs: np.nda
             reference,
             torch.from_numpy(teacher_probs),
             temperature=cfg.temperature,
+            progress=phase if progress else None,
         )
         log.info("pre-installed %s student trained in %.0f s", arch, time.perf_counter() - start)
 
+    def evaluate(m: nn.Module) -> float:
+        test = fed.test_split()
+        return accuracy(m, test.x, test.y)
+
     model = build_model(arch, fed.spec.num_bands, fed.num_classes, seed=cfg.seed)
+    what = (
+        f"the {arch} student that {roles} clients start from, on {len(archive):,} labelled "
+        f"archive tiles and the teacher's soft labels on {len(reference):,} reference tiles "
+        f"for {epochs_text(settings.epochs)}"
+    )
     _, score = load_or_train(
-        cache_name(arch),
-        model,
-        fed,
-        recipe(cfg, arch),
-        train,
-        lambda m: accuracy(m, test.x, test.y),
+        cache_name(arch), model, fed, recipe(cfg, arch), train, evaluate, what=what
     )
     log.info("pre-installed %s student: test accuracy %.4f", arch, score)
     return score

@@ -20,40 +20,71 @@ from common.errors import CodecError
 from common.federation import Federation, Split
 from common.model_cache import load_or_train
 from common.models import build_model, count_parameters
-from common.training import TrainSettings, accuracy, fit, make_optimizer, predict_proba
+from common.training import (
+    TrainSettings,
+    accuracy,
+    epochs_text,
+    fit,
+    make_optimizer,
+    predict_proba,
+)
 from server.global_student import distil_towards
 
 log = logging.getLogger(__name__)
 
 TEACHER_ARCH = "teacher"
+TEACHER_PHASE = "teacher (ResNet-style, labels the reference set)"
 
 
-def load_or_train_teacher(cfg: RunConfig, fed: Federation) -> tuple[nn.Module, float]:
-    """The trained teacher and its test accuracy; trained on the archive only if not cached."""
-    settings = TrainSettings(
+def teacher_settings(cfg: RunConfig) -> TrainSettings:
+    return TrainSettings(
         epochs=cfg.teacher_epochs,
         batch_size=cfg.batch_size,
         learning_rate=cfg.learning_rate,
         seed=cfg.seed,
     )
 
+
+def teacher_recipe(cfg: RunConfig) -> dict[str, Any]:
+    """What, besides the data (:func:`common.model_cache.recipe_key`), makes the teacher's
+    weights: its architecture and training settings (no round count, no client knob)."""
+    return {"arch": TEACHER_ARCH, **teacher_settings(cfg).__dict__}
+
+
+def load_or_train_teacher(
+    cfg: RunConfig, fed: Federation, *, progress: bool = False
+) -> tuple[nn.Module, float]:
+    """The trained teacher and its test accuracy; trained on the archive only if not cached.
+
+    ``progress``: show a bar over its epochs (a cold training takes minutes)."""
+    settings = teacher_settings(cfg)
+
     def train(model: nn.Module) -> None:
-        archive = fed.split(fed.partition.archive)
-        log.info(
-            "training the teacher (%d parameters) on %d archive tiles for %d epochs",
-            count_parameters(model),
-            len(archive),
-            cfg.teacher_epochs,
-        )
+        archive = fed.split(fed.partition.archive)  # normalised only when it is needed
         start = time.perf_counter()
-        fit(model, settings, archive.x, archive.y)
+        fit(model, settings, archive.x, archive.y, progress=TEACHER_PHASE if progress else None)
         log.info("teacher trained in %.0f s", time.perf_counter() - start)
 
     model = build_model(TEACHER_ARCH, fed.spec.num_bands, fed.num_classes, seed=cfg.seed)
-    recipe = {"arch": TEACHER_ARCH, **settings.__dict__}
-    test = fed.test_split()
+    what = (
+        f"the ResNet-style teacher ({count_parameters(model) / 1e6:.1f}M parameters) on "
+        f"{len(fed.partition.archive):,} labelled archive tiles for "
+        f"{epochs_text(settings.epochs)}; its soft labels on the reference set are where "
+        "every round's knowledge starts"
+    )
+
+    def evaluate(m: nn.Module) -> float:
+        test = fed.test_split()
+        return accuracy(m, test.x, test.y)
+
     return load_or_train(
-        "teacher", model, fed, recipe, train, lambda m: accuracy(m, test.x, test.y)
+        "teacher",
+        model,
+        fed,
+        teacher_recipe(cfg),
+        train,
+        evaluate,
+        what=what,
     )
 
 

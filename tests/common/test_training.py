@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import itertools
+
+import pytest
 import torch
 
 from common.models import build_model
-from common.training import TrainSettings, fit, predict_proba
+from common.training import TrainSettings, fit, one_cycle, predict_proba, resumed_cycle
 
 
 def _skewed(n: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
@@ -41,3 +44,52 @@ def test_logit_adjustment_removes_the_shards_label_prior() -> None:
     # Plain cross-entropy learns the 7:1 prior; balanced softmax stays near even odds.
     assert mean_prob_of_majority(False) > 0.75
     assert abs(mean_prob_of_majority(True) - 0.5) < 0.15
+
+
+def test_resumed_cycle_is_the_planned_one_cycle_when_the_run_is_as_long_as_planned() -> None:
+    for step in range(300):
+        assert resumed_cycle(step, done=120, planned=300, total=300, peak=0.01) == one_cycle(
+            step, 300, 0.01
+        )
+    # Nothing done before: a plain one-cycle over the whole run.
+    assert resumed_cycle(7, done=0, planned=0, total=50, peak=0.01) == one_cycle(7, 50, 0.01)
+
+
+def test_resumed_cycle_finishes_the_plan_over_a_longer_or_shorter_run() -> None:
+    peak, done, planned = 0.01, 120, 300
+    for total in (150, 300, 900):
+        rates = [
+            resumed_cycle(s, done=done, planned=planned, total=total, peak=peak)
+            for s in range(total)
+        ]
+        # The done part is the plan's, whatever the length of the rest.
+        assert rates[:done] == [one_cycle(s, planned, peak) for s in range(done)]
+        tail = rates[done:]
+        assert all(a >= b for a, b in itertools.pairwise(tail))  # cosine decay
+        assert rates[-1] < 0.02 * peak  # annealed by the end of the run
+        assert abs(rates[done] - one_cycle(done, planned, peak)) < 1e-12  # no jump
+
+
+def test_fit_follows_lr_at() -> None:
+    model = build_model("tiny", 3, 2, seed=0)
+    before = [p.detach().clone() for p in model.parameters()]
+    x, y = _skewed(32)
+    seen: list[int] = []
+
+    def zero(step: int) -> float:
+        seen.append(step)
+        return 0.0  # AdamW at rate 0 leaves every weight where it is
+
+    fit(model, TrainSettings(epochs=2, batch_size=16), x, y, schedule=(5, 100), lr_at=zero)
+    assert seen == [5, 6, 7, 8]
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
+def test_fit_shows_a_progress_bar_only_when_asked(capsys: pytest.CaptureFixture[str]) -> None:
+    x, y = _skewed(32)
+    settings = TrainSettings(epochs=2, batch_size=16, augment=False)
+    fit(build_model("tiny", 3, 2, seed=0), settings, x, y)
+    assert capsys.readouterr().err == ""
+    fit(build_model("tiny", 3, 2, seed=0), settings, x, y, progress="tiny (a test)")
+    err = capsys.readouterr().err
+    assert "tiny (a test): epoch 2/2" in err and "100%" in err and "loss " in err

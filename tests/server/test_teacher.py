@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import copy
+import csv
+import logging
+import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from common.bands import CLASSES
 from common.config import RunConfig
 from common.errors import CodecError
 from common.federation import load_federation
-from common.training import predict_proba
+from common.training import accuracy, predict_proba
 from server.teacher import TeacherRefiner, load_or_train_teacher
+from tests.data.eurosat.make import make
 
 
 def _refiner(fixture_data: Path) -> TeacherRefiner:
@@ -76,3 +82,36 @@ def test_state_round_trip_and_a_diverged_round_rolls_back(fixture_data: Path) ->
     assert np.isfinite(predict_proba(refiner.model, refiner.reference)).all()
     # The optimiser's moments were rolled back too: the next round trains normally.
     assert np.isfinite(refiner.refine(start, 3)).all()
+
+
+def test_a_cached_teacher_is_scored_on_the_test_dir_it_is_asked_for(
+    fixture_data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="common.model_cache")
+    cfg = RunConfig(data_dir=str(fixture_data), num_clients=3, teacher_epochs=1, batch_size=8)
+    cfg = replace(cfg, seed=1207)  # a teacher no other test trains
+    teacher, internal_accuracy = load_or_train_teacher(cfg, load_federation(cfg))
+    assert internal_accuracy < 0.9  # one epoch on a few dozen tiles
+    # A test folder labelled as the teacher sees it: its accuracy there is 1, not the internal one.
+    generated = make(tmp_path / "generated", per_class=3, seed=11) / "eurosat-rgb"
+    seen = predict_proba(
+        teacher, load_federation(replace(cfg, test_dir=str(generated))).test_split().x
+    )
+    agreeing = shutil.copytree(generated, tmp_path / "agreeing")
+    with (agreeing / "manifest.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for row, label in zip(rows, seen.argmax(axis=1), strict=True):
+        row["class"] = CLASSES[label]
+    with (agreeing / "manifest.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    on_dir = replace(cfg, test_dir=str(agreeing))
+    fed = load_federation(on_dir)
+    caplog.clear()
+    cached, accuracy_on_dir = load_or_train_teacher(on_dir, fed)
+    assert "teacher: found in the cache" in caplog.text  # the same weights, not trained again
+    test = fed.test_split()
+    assert len(test) == 30
+    assert accuracy_on_dir == accuracy(cached, test.x, test.y) > 0.9
+    assert load_or_train_teacher(cfg, load_federation(cfg))[1] == internal_accuracy

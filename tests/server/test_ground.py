@@ -1,0 +1,116 @@
+"""The ground segment's models: what keys their cache, and what a cold preparation shows."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from common.config import RunConfig
+from common.federation import load_federation
+from common.model_cache import cache_path
+from common.preinstalled import cache_name, recipe
+from common.training import one_cycle
+from server.global_student import PLANNED_ROUNDS, GlobalStudent
+from server.ground import prepare
+from server.teacher import teacher_recipe
+
+
+def _config(fixture_data: Path, **overrides: object) -> RunConfig:
+    base = RunConfig(
+        data_dir=str(fixture_data),
+        num_clients=3,
+        batch_size=8,
+        teacher_epochs=1,
+        global_pretrain_epochs=2,
+        preinstall_epochs=1,
+        seed=1101,  # no other test trains these models: the first preparation here is cold
+    )
+    return replace(base, **overrides)  # type: ignore[arg-type]
+
+
+def _keys(cfg: RunConfig) -> dict[str, str]:
+    """The cache file of each ground model that ``cfg`` prepares."""
+    fed = load_federation(cfg)
+    keys = {
+        "teacher": cache_path("teacher", fed, teacher_recipe(cfg)).name,
+        "global": cache_path(
+            f"global-{cfg.global_student}", fed, GlobalStudent(fed, cfg).pretrain_recipe()
+        ).name,
+    }
+    for arch in ("tiny", "small", "medium"):
+        keys[arch] = cache_path(cache_name(arch), fed, recipe(cfg, arch)).name
+    return keys
+
+
+def test_the_round_count_is_in_no_ground_models_cache_key(fixture_data: Path) -> None:
+    base = _keys(_config(fixture_data, num_rounds=10))
+    for rounds in (1, 3, 30):
+        assert _keys(_config(fixture_data, num_rounds=rounds)) == base
+    # Pre-training epochs shape the global student only; the seed shapes every model.
+    more = _keys(_config(fixture_data, global_pretrain_epochs=3))
+    assert more["global"] != base["global"]
+    assert {k: v for k, v in more.items() if k != "global"} == {
+        k: v for k, v in base.items() if k != "global"
+    }
+    seeded = _keys(_config(fixture_data, seed=7))
+    assert all(seeded[k] != base[k] for k in base)
+    teacher = _keys(_config(fixture_data, teacher_epochs=2))
+    assert all(teacher[k] != base[k] for k in base)  # every student learns from the teacher
+
+
+def test_the_default_round_count_keeps_the_one_cycle_over_the_whole_run(
+    fixture_data: Path,
+) -> None:
+    cfg = _config(fixture_data, num_rounds=PLANNED_ROUNDS)
+    student = GlobalStudent(load_federation(cfg), cfg)
+    whole = student.pretrain_steps + PLANNED_ROUNDS * student.round_steps
+    # The schedule (and the recipe's entry) of the run before pre-training was split off.
+    assert student.pretrain_recipe()["schedule"] == [student.pretrain_steps, whole]
+    for step in range(whole):
+        assert student.learning_rate(step) == one_cycle(step, whole, cfg.learning_rate)
+    # Another round count: the same pre-training, then the rest of the cycle, annealed.
+    short = GlobalStudent(load_federation(replace(cfg, num_rounds=2)), replace(cfg, num_rounds=2))
+    for step in range(short.pretrain_steps):
+        assert short.learning_rate(step) == student.learning_rate(step)
+    end = short.pretrain_steps
+    assert short.learning_rate(short.total_steps - 1) < short.learning_rate(end)
+    assert short.learning_rate(short.total_steps) == pytest.approx(cfg.learning_rate / 1e4)
+
+
+def test_a_cold_preparation_shows_each_phase_and_another_round_count_reuses_it(
+    fixture_data: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    caplog.set_level(logging.INFO)
+    cfg = _config(fixture_data, num_rounds=2)
+    first = prepare(cfg, progress=True)
+    bars = capsys.readouterr().err
+    assert "teacher (ResNet-style, labels the reference set): epoch 1/1" in bars
+    assert "global student (small CNN, the server's model the rounds refine): epoch 2/2" in bars
+    for arch, role in (("tiny", "satellite"), ("small", "drone"), ("medium", "ground-station")):
+        assert f"pre-installed {arch} student (what {role} clients start from): epoch" in bars
+    log = caplog.text
+    n_archive = len(first.fed.partition.archive)
+    assert "teacher: not in the cache yet, training the ResNet-style teacher" in log
+    assert f"on {n_archive} labelled archive tiles for 1 epoch;" in log
+    assert "global-small: not in the cache yet, training the small global student" in log
+    assert "preinstalled-medium: not in the cache yet" in log
+    assert "for the next run)" in log
+
+    caplog.clear()
+    again = prepare(replace(cfg, num_rounds=9))  # progress off: library default
+    assert capsys.readouterr().err == ""
+    assert "not in the cache yet" not in caplog.text
+    for name in ("teacher", "global-small", "preinstalled-tiny", "preinstalled-medium"):
+        assert f"{name}: found in the cache" in caplog.text
+    assert again.teacher_accuracy == first.teacher_accuracy
+    assert again.student_start_accuracy == first.student_start_accuracy
+    for a, b in zip(
+        first.student.model.state_dict().values(),
+        again.student.model.state_dict().values(),
+        strict=True,
+    ):
+        assert torch.equal(a, b)
