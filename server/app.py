@@ -1,4 +1,8 @@
-"""The skydistill ServerApp: parse config, prepare teacher and knowledge, run FedKD rounds."""
+"""The skydistill ServerApp: parse config, prepare teacher and knowledge, run FedKD rounds.
+
+With an ``out-dir`` it leaves ``report.json`` (after every round), ``accuracy.png`` (at the
+end) and ``server.log`` (its own log lines) there, however it was started.
+"""
 
 from __future__ import annotations
 
@@ -21,8 +25,11 @@ from server.checkpoint import load_checkpoint, restore, snapshot
 from server.fedavg import run_fedavg
 from server.fleet import build_schedule, discover_clients
 from server.ground import prepare
-from server.history import History, RoundRecord
+from server.history import History, RoundRecord, finite_json
 from server.knowledge import Knowledge
+from server.logs import configure_logging, server_log
+from server.nodes import check_simulated_nodes
+from server.plots import ACCURACY_PLOT, plot_accuracy
 from server.strategy import FedKD
 from server.teacher import TeacherRefiner
 
@@ -34,12 +41,18 @@ app = ServerApp()
 @app.main()
 def main(grid: Grid, context: Context) -> None:
     cfg = RunConfig.from_mapping(context.run_config)
-    _configure_logging()
+    configure_logging()
+    with server_log(Path(cfg.out_dir) if cfg.out_dir else None):
+        run(grid, cfg)
+
+
+def run(grid: Grid, cfg: RunConfig) -> None:
     torch.manual_seed(cfg.seed)
     # Ray limits the driver to one intra-op thread; the server's training runs while the
     # simulated clients are idle, so let it use every core.
     torch.set_num_threads(os.cpu_count() or 1)
     ground = prepare(cfg)
+    check_simulated_nodes(grid, cfg.num_clients)
     student = ground.student
     history = History(config=cfg.to_mapping(), out_dir=Path(cfg.out_dir) if cfg.out_dir else None)
     history.teacher_accuracy = ground.teacher_accuracy
@@ -50,7 +63,7 @@ def main(grid: Grid, context: Context) -> None:
             run_fedavg(grid, cfg, ground, history)
         finally:
             _stop_exporter(exporter, cfg.metrics_linger)
-        history.write()
+        finish(history)
         return
     knowledge = Knowledge(
         ground.teacher_probs,
@@ -90,7 +103,7 @@ def main(grid: Grid, context: Context) -> None:
     remaining = cfg.num_rounds - strategy.round_offset
     if remaining <= 0:
         log.info("all %d rounds were already completed: nothing to resume", cfg.num_rounds)
-        history.write()
+        finish(history)
         return
 
     def evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
@@ -128,7 +141,13 @@ def main(grid: Grid, context: Context) -> None:
     evaluate_config = ConfigRecord(
         {keys.NORM_MEAN: list(ground.fed.stats.mean), keys.NORM_STD: list(ground.fed.stats.std)}
     )
-    metrics.set_run_info(type(strategy).__name__, strategy.rule.value, cfg.codec, cfg.dataset)
+    metrics.set_run_info(
+        type(strategy).__name__,
+        strategy.rule.value,
+        cfg.codec,
+        cfg.dataset,
+        teacher_accuracy=ground.teacher_accuracy,
+    )
     exporter = metrics.serve(cfg.metrics_address)
     try:
         strategy.start(
@@ -142,7 +161,7 @@ def main(grid: Grid, context: Context) -> None:
         )
     finally:
         _stop_exporter(exporter, cfg.metrics_linger)
-    path = history.write()
+    path = finish(history)
     final = history.rounds[-1].global_accuracy if history.rounds else float("nan")
     log.info("run finished: global-student accuracy %.4f, report %s", final, path)
 
@@ -174,13 +193,16 @@ def _stop_exporter(exporter: metrics.MetricsServer | None, linger: float) -> Non
         exporter.stop()
 
 
-def _configure_logging() -> None:
-    root = logging.getLogger()
-    if not any(getattr(h, "_skydistill", False) for h in root.handlers):
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        handler._skydistill = True  # type: ignore[attr-defined]
-        root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    for noisy in ("httpx", "httpcore"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+def finish(history: History) -> Path | None:
+    """Write the final report and its ``accuracy.png``; a plot that cannot be written is
+    logged, and the run still counts as completed."""
+    path = history.write()
+    if history.out_dir is not None:
+        plot = history.out_dir / ACCURACY_PLOT
+        try:
+            plot_accuracy(finite_json(history.to_dict()), plot)
+        except (OSError, ValueError) as exc:
+            log.error("cannot write %s (%s): report.json has every value it shows", plot, exc)
+        else:
+            log.info("accuracy per round plotted in %s", plot)
+    return path

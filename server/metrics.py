@@ -2,7 +2,10 @@
 
 Names follow Prometheus conventions: ``skydistill_`` prefix, base units, ``_total`` counters,
 ``_ratio`` for fractions. Label values are small enums (status, reason, direction, role), never
-client ids or round numbers. Failure series exist from the start, before the first failure.
+client ids or round numbers. Failure series exist from the start, before the first failure;
+a measured value (an accuracy, a loss) has no series until it is first measured, so a dashboard
+shows a gap before round 1 (or for the whole run: the refined teacher without refinement),
+never a fake 0.0.
 Client-side figures arrive as reply metrics and are turned into server metrics here; no client
 process exports Prometheus itself.
 """
@@ -12,11 +15,13 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from threading import Thread
+from threading import Lock, Thread
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, start_http_server
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
 from common.config import ROLES
 from server.history import RoundRecord
@@ -25,6 +30,39 @@ from server.replies import REJECTION_REASONS
 log = logging.getLogger(__name__)
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+
+
+class MeasuredGauge:
+    """A gauge without labels that exports no sample until it is first set.
+
+    ``prometheus_client``'s ``Gauge`` reads 0.0 from creation: for an accuracy that is a drop
+    to zero on a dashboard before anything was measured."""
+
+    def __init__(self, name: str, documentation: str, registry: CollectorRegistry) -> None:
+        self.name = name
+        self.documentation = documentation
+        self._value: float | None = None
+        self._lock = Lock()
+        registry.register(self)
+
+    def set(self, value: float) -> None:
+        with self._lock:
+            self._value = float(value)
+
+    @property
+    def value(self) -> float | None:
+        return self._value
+
+    def describe(self) -> list[Metric]:
+        return [GaugeMetricFamily(self.name, self.documentation)]
+
+    def collect(self) -> Iterable[Metric]:
+        with self._lock:
+            value = self._value
+        if value is None:
+            return []
+        return [GaugeMetricFamily(self.name, self.documentation, value=value)]
+
 
 STATUSES = ("ok", "failed", "rejected")
 DIRECTIONS = ("up", "down")
@@ -65,12 +103,12 @@ PAYLOAD_BYTES = Counter(
     ["direction"],
     registry=REGISTRY,
 )
-GLOBAL_ACCURACY = Gauge(
+GLOBAL_ACCURACY = MeasuredGauge(
     "skydistill_global_accuracy_ratio",
     "Global student's accuracy on the server's test split after the last round.",
     registry=REGISTRY,
 )
-GLOBAL_ACCURACY_CHANGE = Gauge(
+GLOBAL_ACCURACY_CHANGE = MeasuredGauge(
     "skydistill_global_accuracy_change_ratio",
     "Change of the global accuracy against the previous round (negative: a drop).",
     registry=REGISTRY,
@@ -81,25 +119,46 @@ CLIENT_ACCURACY = Gauge(
     ["role"],
     registry=REGISTRY,
 )
-DISTILL_LOSS = Gauge(
+DISTILL_LOSS = MeasuredGauge(
     "skydistill_distill_loss",
     "Server-side distillation loss of the last round.",
     registry=REGISTRY,
 )
-TEACHER_AGREEMENT = Gauge(
+TEACHER_AGREEMENT = MeasuredGauge(
     "skydistill_teacher_agreement_ratio",
     "Share of reference tiles whose aggregated-knowledge argmax equals the teacher's.",
     registry=REGISTRY,
 )
-TEACHER_ACCURACY = Gauge(
+TEACHER_ACCURACY = MeasuredGauge(
     "skydistill_teacher_accuracy_ratio",
-    "Refined teacher's accuracy on the server's test split (teacher-refine-epochs > 0).",
+    "Teacher's accuracy on the server's test split: as trained, from the run's start; the "
+    "refined teacher's after each round with teacher-refine-epochs > 0.",
     registry=REGISTRY,
 )
 RUN_INFO = Info(
     "skydistill_run",
     "What is running: strategy, aggregation rule, codec, dataset.",
     registry=REGISTRY,
+)
+
+# Every metric, in the order of the README's table (metric_names() reads this, so that a
+# measured gauge that has no sample yet is still known to dashboards and their tests).
+METRICS = (
+    ROUND,
+    ROUNDS_COMPLETED,
+    LAST_ROUND_TIMESTAMP,
+    ROUND_DURATION,
+    CLIENTS_SELECTED,
+    CLIENT_REPLIES,
+    REPLY_REJECTIONS,
+    PAYLOAD_BYTES,
+    GLOBAL_ACCURACY,
+    GLOBAL_ACCURACY_CHANGE,
+    CLIENT_ACCURACY,
+    DISTILL_LOSS,
+    TEACHER_AGREEMENT,
+    TEACHER_ACCURACY,
+    RUN_INFO,
 )
 
 for _status in STATUSES:
@@ -111,18 +170,25 @@ for _direction in DIRECTIONS:
 
 
 def metric_names() -> set[str]:
-    """Base names of every exported metric (as a dashboard or alert refers to them)."""
+    """Base names of every exported metric (as a dashboard or alert refers to them), including
+    measured gauges that have no sample yet."""
     names: set[str] = set()
-    for metric in REGISTRY.collect():
-        suffix = {"counter": "_total", "info": "_info"}.get(metric.type, "")
-        names.add(metric.name + suffix)
+    for collector in METRICS:
+        for family in collector.describe():
+            suffix = {"counter": "_total", "info": "_info"}.get(family.type, "")
+            names.add(family.name + suffix)
     return names
 
 
-def set_run_info(strategy: str, rule: str, codec: str, dataset: str) -> None:
-    """Label the run and start the no-round-completed clock."""
+def set_run_info(
+    strategy: str, rule: str, codec: str, dataset: str, *, teacher_accuracy: float | None = None
+) -> None:
+    """Label the run, start the no-round-completed clock and, for a distillation run, export
+    the teacher's accuracy (known before round 1; refinement updates it per round)."""
     RUN_INFO.info({"strategy": strategy, "rule": rule, "codec": codec, "dataset": dataset})
     LAST_ROUND_TIMESTAMP.set_to_current_time()
+    if teacher_accuracy is not None and math.isfinite(teacher_accuracy):
+        TEACHER_ACCURACY.set(teacher_accuracy)
 
 
 def observe_round(record: RoundRecord, previous_accuracy: float | None) -> None:

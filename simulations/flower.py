@@ -24,6 +24,7 @@ from types import TracebackType
 from typing import Any
 
 from common.errors import SkydistillError
+from simulations.logstream import LogStream
 
 log = logging.getLogger(__name__)
 
@@ -288,12 +289,9 @@ def wait_for_run(
     raise FlowerError(f"run {run_id} did not finish within {timeout:.0f} s")
 
 
-def stream_logs(home: Path, run_id: int, path: Path) -> subprocess.Popen[bytes]:
-    """Follow a run's logs (ServerApp and simulated clients) into ``path``."""
-    out = path.open("ab")
-    return subprocess.Popen(
-        [str(BIN / "flwr"), "log", str(run_id), CONNECTION, "--stream"],
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        env=flower_env(home),
-    )
+def stream_logs(home: Path, run_id: int, path: Path) -> LogStream:
+    """Follow a run's logs (ServerApp, Flower's simulation engine and the warnings of
+    simulated clients) into ``path``: plain text, one line per event, Flower's advice that
+    does not apply to skydistill left out."""
+    cmd = [str(BIN / "flwr"), "log", str(run_id), CONNECTION, "--stream"]
+    return LogStream(cmd, flower_env(home), path)

@@ -1,4 +1,8 @@
-"""Plots people would rather look at than read."""
+"""Plots people would rather look at than read (benchmarks, fleets, class maps).
+
+A run's ``accuracy.png`` is drawn by :func:`server.plots.plot_accuracy` (the ServerApp writes
+it at the end of every run); it is re-exported here for the callers that plot a report again.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,17 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from server.plots import plot_accuracy
+
+__all__ = [
+    "LABELS",
+    "plot_accuracy",
+    "plot_class_map",
+    "plot_distill",
+    "plot_fleet",
+    "plot_robust",
+]
+
 
 def _save(fig: Any, path: Path) -> Path:
     """Write ``fig`` to ``path`` (folders created) and free it."""
@@ -19,30 +34,6 @@ def _save(fig: Any, path: Path) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
-
-
-def plot_accuracy(report: dict[str, Any], path: Path) -> Path:
-    """Global-student accuracy per round, per-role client accuracy, and the teacher's level."""
-    rounds = report["rounds"]
-    xs = [r["round"] for r in rounds]
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    ax.plot(xs, [r["global_accuracy"] for r in rounds], "o-", lw=2, label="global student (test)")
-    roles = sorted({role for r in rounds for role in r.get("client_accuracy", {})})
-    for role in roles:
-        ys = [r.get("client_accuracy", {}).get(role) for r in rounds]
-        ax.plot(
-            xs, [y if y is not None else float("nan") for y in ys], "--", label=f"{role} (local)"
-        )
-    teacher = report.get("final", {}).get("teacher_accuracy")
-    if teacher is not None:
-        ax.axhline(teacher, color="grey", ls=":", label=f"teacher {teacher:.3f}")
-    ax.set_xlabel("round")
-    ax.set_ylabel("accuracy")
-    ax.set_ylim(0, 1)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
-    ax.set_title("skydistill: accuracy per round")
-    return _save(fig, path)
 
 
 LABELS = {

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import re
 import socket
+import subprocess
+import sys
 import urllib.request
 
 import pytest
-from prometheus_client import generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 
+from common.settings import PROJECT_ROOT
 from server import metrics
 from server.history import RoundRecord
 
@@ -21,14 +24,53 @@ def _families() -> dict[str, object]:
     return {m.name: m for m in metrics.REGISTRY.collect()}
 
 
+MEASURED = (
+    "skydistill_global_accuracy_ratio",
+    "skydistill_global_accuracy_change_ratio",
+    "skydistill_distill_loss",
+    "skydistill_teacher_agreement_ratio",
+    "skydistill_teacher_accuracy_ratio",
+)
+
+
+def _fresh_exposition(code: str = "") -> str:
+    """``generate_latest`` of the module's real registry in a new interpreter (a fresh run's
+    ServerApp process), after running ``code`` there."""
+    script = (
+        "import sys\n"
+        "from prometheus_client import generate_latest\n"
+        "from server import metrics\n"
+        "from server.history import RoundRecord\n"
+        f"{code}\n"
+        "sys.stdout.write(generate_latest(metrics.REGISTRY).decode())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        cwd=PROJECT_ROOT,
+    )
+    return done.stdout
+
+
+def _series(text: str) -> set[str]:
+    """Names of the samples in an exposition (no # HELP / # TYPE lines)."""
+    return {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line[:1] != "#"}
+
+
 def test_every_metric_follows_the_naming_rules() -> None:
-    for family in metrics.REGISTRY.collect():
+    described = [family for m in metrics.METRICS for family in m.describe()]
+    assert {f.name for f in described} >= {f.name for f in metrics.REGISTRY.collect()}
+    for family in [*metrics.REGISTRY.collect(), *described]:
         name = family.name
         assert NAME.match(name), name
         assert family.documentation, f"{name} has no help text"
         if family.type == "counter":
             # prometheus-client adds _total to the exposed sample name
-            assert not name.endswith("_total") and family.samples[0].name.endswith("_total")
+            assert not name.endswith("_total")
+            assert all(s.name.endswith(("_total", "_created")) for s in family.samples)
             assert any(
                 name.endswith(s) for s in ("_bytes", "_completed", "_replies", "_rejections")
             )
@@ -114,3 +156,53 @@ def test_serve_exposes_metrics_and_a_busy_port_is_not_fatal(
 def test_metric_names_lists_the_exposed_names() -> None:
     names = metrics.metric_names()
     assert {"skydistill_round", "skydistill_client_replies_total", "skydistill_run_info"} <= names
+
+
+def test_a_fresh_run_exports_no_measured_value_before_it_is_measured() -> None:
+    text = _fresh_exposition()
+    series = _series(text)
+    for name in MEASURED:  # no fake 0.0: the series does not exist yet
+        assert name not in series, name
+        assert f"# HELP {name} " not in text
+    assert "skydistill_round" in series  # counters and the round gauge are there from the start
+    assert 'skydistill_client_replies_total{status="failed"} 0.0' in text
+
+
+def test_after_a_round_without_refinement_the_teacher_series_stays_absent() -> None:
+    text = _fresh_exposition(
+        "metrics.set_run_info('FedKD', 'mean', 'int8', 'rgb')\n"
+        "metrics.observe_round(RoundRecord(round=1, global_accuracy=0.8, distill_loss=0.4,"
+        " teacher_agreement=0.9), None)"
+    )
+    assert "skydistill_global_accuracy_ratio 0.8\n" in text
+    assert "skydistill_distill_loss 0.4\n" in text
+    assert "skydistill_teacher_agreement_ratio 0.9\n" in text
+    series = _series(text)
+    assert "skydistill_teacher_accuracy_ratio" not in series
+    assert "skydistill_global_accuracy_change_ratio" not in series  # no previous round
+
+
+def test_the_teacher_accuracy_is_exported_from_the_start_of_a_distillation_run() -> None:
+    text = _fresh_exposition(
+        "metrics.set_run_info('FedKD', 'mean', 'int8', 'rgb', teacher_accuracy=0.878)"
+    )
+    assert "skydistill_teacher_accuracy_ratio 0.878\n" in text
+    assert "skydistill_global_accuracy_ratio" not in _series(text)
+
+
+def test_a_measured_gauge_has_no_sample_until_set_then_its_last_value() -> None:
+    registry = CollectorRegistry(auto_describe=True)
+    gauge = metrics.MeasuredGauge("skydistill_test_ratio", "A test gauge.", registry)
+    assert generate_latest(registry) == b""
+    assert registry.get_sample_value("skydistill_test_ratio") is None
+    gauge.set(0.25)
+    gauge.set(0.5)
+    text = generate_latest(registry).decode()
+    assert "# TYPE skydistill_test_ratio gauge" in text
+    assert "skydistill_test_ratio 0.5" in text
+    assert registry.get_sample_value("skydistill_test_ratio") == 0.5
+
+
+def test_metric_names_include_measured_gauges_without_samples() -> None:
+    assert set(MEASURED) <= metrics.metric_names()
+    assert "skydistill_client_accuracy_ratio" in metrics.metric_names()
