@@ -1,11 +1,13 @@
 """``skydistill agent``: run the skydistill ClientApp on an edge node, as a Flower SuperNode.
 
-The agent checks its local data folder first (tiles, classes, bands, files skipped and why),
-then replaces itself with ``flower-supernode`` (so that systemd, Kubernetes or a test stops
-the SuperNode by the agent's own PID). TLS is the default: ``--root-certificates`` (the CA
-that signed the SuperLink's certificate) is required unless ``--insecure`` is asked for. The
-node config carries the role, the data folder, a stable node name and partition id derived
-from it, and the folder where the node keeps its students.
+The agent checks its TLS material (PEM CA certificate, OpenSSH EC key) and its local data
+folder first (tiles, classes, bands, files skipped and why), then runs ``flower-supernode`` as
+its child (:mod:`clients.agent_process`): stopping the agent by its PID (systemd, Kubernetes, a
+test) stops the SuperNode, and with ``--max-wait-time`` a SuperNode that has not joined in time
+is stopped and the agent exits 2. TLS is the default: ``--root-certificates`` (the CA that
+signed the SuperLink's certificate) is required unless ``--insecure`` is asked for. The node
+config carries the role, the data folder, a stable node name and partition id derived from it,
+the folder where the node keeps its students, and the ``--node-config`` extras (num-threads).
 """
 
 from __future__ import annotations
@@ -13,17 +15,23 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import socket
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from clients.agent_checks import (
+    EXTRA_KEYS,
+    check_auth_key,
+    check_root_certificates,
+    parse_node_config,
+)
 from common import keys
 from common.bands import DATASETS
 from common.config import ROLES
 from common.errors import ConfigError, DataNotFoundError
+from common.help_format import DefaultsHelpFormatter
 from simulations.flower import BIN, flower_env
 
 log = logging.getLogger(__name__)
@@ -45,6 +53,7 @@ class AgentOptions:
     state_dir: Path | None = None
     runtime_port: int = DEFAULT_RUNTIME_PORT
     max_wait_time: float | None = None
+    extra_config: tuple[tuple[str, int], ...] = ()  # --node-config pairs (validated)
 
     @property
     def node_name(self) -> str:
@@ -74,6 +83,13 @@ class AgentOptions:
                            ("--auth-key", self.auth_key)):  # fmt: skip
             if path is not None and not path.is_file():
                 raise ConfigError(f"{flag} {path}: no such file")
+        if self.max_wait_time is not None and self.max_wait_time <= 0:
+            raise ConfigError(f"--max-wait-time {self.max_wait_time:g}: must be > 0 seconds")
+        parse_node_config([f"{k}={v}" for k, v in self.extra_config])
+        if self.root_certificates is not None:
+            check_root_certificates(self.root_certificates)
+        if self.auth_key is not None:
+            check_auth_key(self.auth_key)
 
 
 def node_number(name: str) -> int:
@@ -89,6 +105,7 @@ def node_config(opts: AgentOptions) -> str:
         keys.NODE_NAME: opts.node_name,
         keys.NODE_PARTITION_ID: node_number(opts.node_name),
         keys.NODE_STATE_DIR: str(opts.state / "students"),
+        **dict(opts.extra_config),
     }
     return " ".join(f"{k}={json.dumps(v) if isinstance(v, str) else v}" for k, v in values.items())
 
@@ -114,7 +131,10 @@ def supernode_command(opts: AgentOptions) -> list[str]:
 
 
 def run_agent(opts: AgentOptions) -> int:
-    """Check the data folder, then become ``flower-supernode`` (does not return on success)."""
+    """Check the TLS material and the data folder, then run ``flower-supernode`` until it
+    exits (its exit code); raises FlowerError if it does not join within --max-wait-time."""
+    from clients.agent_process import run_supernode
+
     opts.validate()
     if not opts.data_dir.is_dir():
         raise DataNotFoundError(
@@ -134,8 +154,7 @@ def run_agent(opts: AgentOptions) -> int:
     )  # fmt: skip
     if opts.auth_key is None and not opts.insecure:
         log.warning("no --auth-key: only a SuperLink without node authentication accepts it")
-    os.execve(cmd[0], cmd, flower_env(home))
-    return 0  # pragma: no cover (execve does not return)
+    return run_supernode(cmd, flower_env(home), opts.superlink, opts.max_wait_time)
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -144,21 +163,44 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="run the skydistill ClientApp on this edge node (a Flower SuperNode)",
         description="Check the local data folder, then join a SuperLink as a Flower SuperNode "
         "running the skydistill ClientApp on that folder. TLS is required unless --insecure.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
-    p.add_argument("--role", required=True, choices=ROLES)
-    p.add_argument("--data-dir", type=Path, required=True, help="local <Class>/<tile> folder")
+    # fmt: off
+    p.add_argument("--role", required=True, choices=ROLES,
+                   help="platform of this node; the run config picks its student for the role "
+                   "(by default satellite: tiny, drone: small, ground-station: medium)")
+    p.add_argument("--data-dir", type=Path, required=True,
+                   help="the node's own labelled imagery: one sub-folder per class, "
+                   "<Class>/<tile> (64 x 64 px tiles of --dataset)")
     p.add_argument("--superlink", required=True, metavar="HOST:PORT", help="SuperLink address")
-    p.add_argument("--root-certificates", type=Path, help="CA certificate (PEM) of the SuperLink")
-    p.add_argument("--auth-key", type=Path, help="this node's private key (OpenSSH, EC P-384)")
-    p.add_argument("--health-address", metavar="HOST:PORT", help="serve gRPC health here")
+    p.add_argument("--root-certificates", type=Path, metavar="CA.crt",
+                   help="PEM CA certificate that signed the SuperLink's (required unless "
+                   "--insecure)")
+    p.add_argument("--auth-key", type=Path, metavar="KEY",
+                   help="this node's private key (OpenSSH, EC P-384) for node authentication")
+    p.add_argument("--health-address", metavar="HOST:PORT",
+                   help="serve the SuperNode's gRPC health service here")
     p.add_argument("--insecure", action="store_true", help="plain HTTP, no TLS (tests only)")
-    p.add_argument("--name", default="", help="stable node name (default: HOSTNAME-ROLE)")
-    p.add_argument("--dataset", choices=tuple(DATASETS), default="rgb")
-    p.add_argument("--state-dir", type=Path, help="students and Flower state of this node")
+    p.add_argument("--name", help="stable node name (the partition id and the state folder "
+                   "derive from it); unset: HOSTNAME-ROLE")
+    p.add_argument("--dataset", choices=tuple(DATASETS), default="rgb",
+                   help="band layout of the node's tiles, the same as the run's: rgb = 3-band "
+                   "uint8 JPEG (<Class>/*.jpg), ms = 13-band uint16 GeoTIFF (<Class>/*.tif)")
+    p.add_argument("--state-dir", type=Path,
+                   help="students and Flower state of this node; unset: "
+                   "~/.local/state/skydistill-agent/NAME")
     p.add_argument("--runtime-port", type=int, default=DEFAULT_RUNTIME_PORT,
-                   help="local port of the SuperNode's ClientApp runtime API")  # fmt: skip
-    p.add_argument("--max-wait-time", type=float, help="give up joining after SECONDS")
+                   help="local port of the SuperNode's ClientApp runtime API")
+    p.add_argument("--max-wait-time", type=float, metavar="SECONDS",
+                   help="stop the SuperNode and exit 2 if it has not joined the SuperLink "
+                   "SECONDS after it started (also Flower's limit on reconnecting); unset: "
+                   "wait indefinitely")
+    extras = "; ".join(f"{k}: {why}" for k, why in EXTRA_KEYS.items())
+    p.add_argument("--node-config", action="append", default=[], metavar="KEY=VALUE",
+                   help=f"extra node config for the ClientApp, repeatable or space-separated "
+                   f"({extras}); role, data-dir, node-name, partition-id and state-dir come "
+                   "from the options above")
+    # fmt: on
     p.set_defaults(func=_run)
 
 
@@ -175,11 +217,12 @@ def options_from(args: argparse.Namespace) -> AgentOptions:
         auth_key=args.auth_key,
         health_address=args.health_address,
         insecure=args.insecure,
-        name=args.name,
+        name=args.name or "",
         dataset=args.dataset,
         state_dir=args.state_dir,
         runtime_port=args.runtime_port,
         max_wait_time=args.max_wait_time,
+        extra_config=tuple(parse_node_config(args.node_config).items()),
     )
 
 
@@ -199,4 +242,6 @@ def agent_argv(opts: AgentOptions) -> Sequence[str]:
     ):
         if value is not None:
             argv += [flag, str(value)]
+    for key, value in opts.extra_config:
+        argv += ["--node-config", f"{key}={value}"]
     return argv

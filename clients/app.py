@@ -50,7 +50,7 @@ app = ClientApp()
 
 def _identity(context: Context) -> tuple[RunConfig, int, str]:
     cfg = RunConfig.from_mapping(context.run_config)
-    torch.set_num_threads(int(context.node_config.get("num-threads", 1)))
+    torch.set_num_threads(int(context.node_config.get(keys.NODE_NUM_THREADS, 1)))
     partition_id = int(context.node_config[keys.NODE_PARTITION_ID])
     default = scenario_role(cfg.scenario, partition_id) if cfg.scenario else None
     role = str(context.node_config.get(keys.NODE_ROLE, default or cfg.role_of(partition_id)))
@@ -88,6 +88,12 @@ def _splits(
     data_dir = context.node_config.get(keys.NODE_DATA_DIR)
     if data_dir:
         return local_splits(fed, Path(str(data_dir)), cfg.holdout_fraction, cfg.seed, partition_id)
+    if not 0 <= partition_id < cfg.num_clients:  # more simulated SuperNodes than shards
+        raise ConfigError(
+            f"partition-id {partition_id} has no data: the run config has num-clients = "
+            f"{cfg.num_clients} (partitions 0..{cfg.num_clients - 1}); run as many SuperNodes "
+            f'as clients: flwr run . --federation-config "num-supernodes={cfg.num_clients}"'
+        )
     return fed.client_splits(partition_id, cfg.holdout_fraction, cfg.seed)
 
 

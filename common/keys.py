@@ -50,6 +50,7 @@ NODE_ROLE = "role"
 NODE_DATA_DIR = "data-dir"
 NODE_PARTITION_ID = "partition-id"
 NODE_NUM_PARTITIONS = "num-partitions"
+NODE_NUM_THREADS = "num-threads"  # torch threads of each local round (default 1)
 # Edge agents (`skydistill agent`): a stable name and where the node keeps its students
 NODE_NAME = "node-name"
 NODE_STATE_DIR = "state-dir"

@@ -8,9 +8,11 @@ as ``.npy`` files under ``SKYDISTILL_CACHE`` and memory-mapped by every process 
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import logging
 import warnings
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from common.atomic import atomic_write
 from common.bands import DatasetSpec
 from common.errors import BandMismatchError, DataNotFoundError, RasterReadError
+from common.folder_survey import is_tile, survey_folder
 from common.settings import cache_dir
 
 log = logging.getLogger(__name__)
@@ -72,7 +75,8 @@ def read_raster(path: Path, spec: DatasetSpec) -> np.ndarray:
 
 
 def list_files(folder: Path, spec: DatasetSpec) -> list[tuple[str, int]]:
-    """(relative path, label) of every tile, from ``manifest.csv`` or by scanning class folders."""
+    """(relative path, label) of every tile, from ``manifest.csv`` or by scanning class folders
+    (``<Class>/<name>.tif``; the ending in any case, ``.tiff``/``.jpeg`` too)."""
     if not folder.is_dir():
         raise DataNotFoundError(
             f"Dataset not found in {folder}: set SKYDISTILL_DATA (or pass --data-dir) to the "
@@ -87,15 +91,32 @@ def list_files(folder: Path, spec: DatasetSpec) -> list[tuple[str, int]]:
     else:
         rows = [
             (p.relative_to(folder).as_posix(), p.parent.name)
-            for p in sorted(folder.glob(f"*/*{spec.suffix}"))
+            for p in sorted(folder.glob("*/*"))
+            if p.is_file() and is_tile(p, spec)
         ]
+        _warn_ignored(folder, tuple(sorted({c for _, c in rows} - set(index))))
     files = [(path, index[cls]) for path, cls in rows if cls in index]
     if not files:
+        seen = ", ".join(sorted({c for _, c in rows})) or "none"
+        source = (
+            f"{manifest} lists {len(rows)} files, of classes {seen}"
+            if manifest.is_file()
+            else survey_folder(folder, spec).describe()
+        )
         raise DataNotFoundError(
-            f"No {spec.suffix} tiles of the classes {', '.join(spec.classes)} in {folder}: "
-            f"expected <Class>/<name>{spec.suffix}"
+            f"No {spec.suffix} tiles of the {spec.key} classes in {folder}: expected "
+            f"<Class>/<name>{spec.suffix} with <Class> among {', '.join(spec.classes)}; "
+            f"{source}"
         )
     return sorted(files)
+
+
+@functools.lru_cache(maxsize=64)
+def _warn_ignored(folder: Path, names: tuple[str, ...]) -> None:
+    if names:
+        log.warning(
+            "ignoring sub-folders %s of %s: not classes of the dataset", ", ".join(names), folder
+        )
 
 
 def _cache_key(folder: Path, spec: DatasetSpec, files: list[tuple[str, int]]) -> str:
@@ -124,7 +145,12 @@ def decode_folder(folder: Path, spec: DatasetSpec) -> LabelledArrays:
             skipped.append((rel, str(exc)))
             log.warning("skipping %s", exc)
     if not images:
-        raise DataNotFoundError(f"no readable tiles in {folder}: all {len(files)} files failed")
+        reasons = Counter(reason.split(": ", 1)[-1] for _, reason in skipped)
+        top = "; ".join(f"{n} x {why}" for why, n in reasons.most_common(3))
+        raise DataNotFoundError(
+            f"no readable tiles in {folder}: all {len(files)} files failed ({top}); "
+            f"{survey_folder(folder, spec).describe()}"
+        )
     if skipped:
         log.warning("%d of %d files in %s were skipped", len(skipped), len(files), folder)
     return LabelledArrays(

@@ -3,7 +3,10 @@ the normalisation statistics it was trained with. A student file alone is enough
 
 from __future__ import annotations
 
+import logging
 import pickle
+import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +20,8 @@ from common.errors import ConfigError
 from common.models import build_model
 
 FORMAT_VERSION = 1
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -59,23 +64,92 @@ def save_student(
     return atomic_write(path, lambda fh: torch.save(blob, fh))
 
 
-def load_student(path: Path) -> StudentFile:
+KEYS = ("format_version", "arch", "role", "bands", "classes", "norm_mean", "norm_std", "state_dict")
+EXPECTED = (
+    "expected a .pt written by skydistill, such as a run's OUT/students/*.pt: a torch zip "
+    f"archive of a dict with keys {', '.join(KEYS)}"
+)
+
+
+def _not_a_student(path: Path, what: str) -> ConfigError:
+    return ConfigError(f"{path} is not a skydistill student file: {what} ({EXPECTED})")
+
+
+def _read_blob(path: Path) -> object:
+    """The object in a torch archive, loaded with ``weights_only=True`` (tensors and plain
+    values only). Failures say what the file is, never torch's advice to drop that guard."""
+    if not path.is_file():
+        raise ConfigError(f"student file {path} does not exist (or is not a file)")
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        head = fh.read(4)
+    if not zipfile.is_zipfile(path):
+        if size == 0:
+            what = "an empty file"
+        elif head.startswith(b"PK"):
+            what = f"a truncated or corrupt zip archive ({size:,} bytes)"
+        elif head.startswith(b"\x80"):
+            what = "a plain Python pickle, not a torch zip archive"
+        else:
+            what = f"not a torch archive at all ({size:,} bytes starting with {head!r})"
+        raise _not_a_student(path, what)
+    with zipfile.ZipFile(path) as zf:
+        if any("/code/" in name for name in zf.namelist()):
+            raise _not_a_student(
+                path, "it is a TorchScript export; pass the student file it was exported from"
+            )
     try:
-        blob = torch.load(path, weights_only=True)
-    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
-        raise ConfigError(f"cannot read student file {path}: {exc}") from exc
-    if not isinstance(blob, dict) or blob.get("format_version") != FORMAT_VERSION:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.load(path, weights_only=True, map_location="cpu")
+    except pickle.UnpicklingError as exc:
+        log.debug("torch.load(%s, weights_only=True): %s", path, exc)
+        raise _not_a_student(
+            path,
+            "it holds Python objects other than tensors and plain values (for example a "
+            "whole pickled model), which skydistill does not unpickle",
+        ) from None
+    except (OSError, RuntimeError, EOFError, KeyError, ValueError) as exc:
+        log.debug("torch.load(%s, weights_only=True): %s", path, exc)
+        raise _not_a_student(
+            path, f"a zip archive that torch cannot read ({type(exc).__name__}; truncated?)"
+        ) from None
+
+
+def _describe(blob: object) -> str:
+    if not isinstance(blob, dict):
+        return f"it holds a {type(blob).__name__}, not a dict"
+    names = [str(k) for k in list(blob)[:8]]
+    more = f" and {len(blob) - 8} more" if len(blob) > 8 else ""
+    found = f"keys {', '.join(names)}{more}" if names else "no keys"
+    return f"it holds a dict with {found}"
+
+
+def load_student(path: Path) -> StudentFile:
+    """Read a student file; anything else raises ConfigError saying what the file is not."""
+    blob = _read_blob(path)
+    if not isinstance(blob, dict) or "format_version" not in blob:
+        raise _not_a_student(path, _describe(blob))
+    if blob["format_version"] != FORMAT_VERSION:
         raise ConfigError(
-            f"{path} is not a skydistill student file of format version {FORMAT_VERSION}"
+            f"{path} is a skydistill student file of format version {blob['format_version']!r}; "
+            f"this skydistill reads format version {FORMAT_VERSION}: re-export it with the "
+            "skydistill version that wrote it, or retrain"
         )
+    missing = [k for k in KEYS if k not in blob]
+    if missing:
+        raise _not_a_student(path, f"{_describe(blob)}; missing {', '.join(missing)}")
     try:
         return StudentFile(
             arch=str(blob["arch"]),
             role=str(blob["role"]),
-            bands=tuple(blob["bands"]),
-            classes=tuple(blob["classes"]),
-            stats=BandStats(tuple(blob["norm_mean"]), tuple(blob["norm_std"])),
+            bands=tuple(str(b) for b in blob["bands"]),
+            classes=tuple(str(c) for c in blob["classes"]),
+            stats=BandStats(
+                tuple(float(m) for m in blob["norm_mean"]),
+                tuple(float(s) for s in blob["norm_std"]),
+            ),
             state=dict(blob["state_dict"]),
         )
-    except (KeyError, TypeError) as exc:
-        raise ConfigError(f"student file {path} lacks {exc}") from exc
+    except (TypeError, ValueError) as exc:
+        raise _not_a_student(path, f"a value has the wrong type ({exc})") from exc

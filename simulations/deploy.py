@@ -15,6 +15,7 @@ import signal
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.help_format import DefaultsHelpFormatter
 from server.certs import make_certs
 from simulations.flower import CONNECTION, FlowerError, SuperLink, flwr, write_connection
 
@@ -80,12 +81,25 @@ def register_agent(home: Path, public_key: Path, name: str | None = None) -> int
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    fmt = DefaultsHelpFormatter
     p = sub.add_parser("server", help="start a SuperLink (deployment engine, TLS + node auth)",
+                       description="Start a SuperLink (Flower's deployment engine) with TLS "
+                       "and SuperNode authentication, write the `flwr` connection `skydistill` "
+                       "into HOME/config.toml, and run until stopped (Ctrl-C or SIGTERM).",
                        formatter_class=fmt)  # fmt: skip
     p.add_argument("--home", type=Path, default=Path("flwr-home"), help="FLWR_HOME of the link")
-    p.add_argument("--host", default="0.0.0.0")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument(
+        "--host",
+        default="0.0.0.0",
+        help="address the SuperLink listens on (0.0.0.0: every interface; "
+        "127.0.0.1: this machine only)",
+    )
+    p.add_argument(
+        "--port",
+        type=int,
+        default=8000,
+        help="port of the SuperLink: agents (--superlink HOST:PORT) and `flwr` connect here",
+    )
     p.add_argument("--certs", type=Path, help="folder made by `skydistill certs`")
     p.add_argument("--database", type=Path, help="SQLite state (registered nodes, runs)")
     p.add_argument("--insecure", action="store_true", help="plain HTTP (test setups only)")
@@ -102,7 +116,12 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
     c = sub.add_parser("certs", help="make a CA, the SuperLink certificate and agent keys",
                        formatter_class=fmt)  # fmt: skip
-    c.add_argument("folder", type=Path)
+    c.add_argument(
+        "folder",
+        type=Path,
+        help="where ca.crt, server.pem, server.key and agents/ are written "
+        "(existing files are kept)",
+    )
     c.add_argument("--name", action="append", default=[], dest="names",
                    help="extra DNS name or IP of the SuperLink (repeatable)")  # fmt: skip
     c.add_argument("--agent", action="append", default=[], dest="agents",

@@ -8,10 +8,16 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from common.help_format import DefaultsHelpFormatter
+
 if TYPE_CHECKING:
     Sub = argparse._SubParsersAction[argparse.ArgumentParser]
 
 log = logging.getLogger(__name__)
+
+DATA_DIR_HELP = (
+    "data root holding eurosat-rgb/ and eurosat-ms/; unset: $SKYDISTILL_DATA or ../shared/data"
+)
 
 
 def add_parsers(sub: Sub) -> None:
@@ -23,16 +29,33 @@ def add_parsers(sub: Sub) -> None:
         "public reference tiles). The metadata (bands, classes, normalisation, arch, role) is "
         "embedded and written to PATH.json. The export is compared with the student on the "
         "test split of the run config's data: top-1 agreement and accuracy are printed.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     e.add_argument("--student", type=Path, required=True, help="student file (.pt)")
-    e.add_argument("--format", choices=("torchscript", "onnx"), required=True)
+    e.add_argument(
+        "--format",
+        choices=("torchscript", "onnx"),
+        required=True,
+        help="torchscript: a traced module for torch.jit.load; onnx: opset 17 for onnxruntime",
+    )
     e.add_argument("--int8", action="store_true", help="int8 quantisation (ONNX only)")
     e.add_argument("--out", type=Path, required=True, help="exported model path")
-    e.add_argument("--data-dir", default=None, help="data root (default: $SKYDISTILL_DATA)")
+    e.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
     e.add_argument("--calibration-tiles", type=int, default=256, help="reference tiles for int8")
-    e.add_argument("--test-limit", type=int, default=None, help="check on at most N test tiles")
-    e.add_argument("--quant-format", choices=("qdq", "qoperator"), default="qdq")
+    e.add_argument(
+        "--test-limit",
+        type=int,
+        default=None,
+        help="check on at most N test tiles; unset: all of them",
+    )
+    e.add_argument(
+        "--quant-format",
+        choices=("qdq", "qoperator"),
+        default="qdq",
+        help="with --int8: how onnxruntime stores the quantised graph; qdq: float operators "
+        "between QuantizeLinear/DequantizeLinear pairs (fused into integer kernels on CPU, "
+        "portable); qoperator: integer operators (QLinearConv, ...) in the graph",
+    )
     e.set_defaults(func=_run_export)
 
     p = sub.add_parser(
@@ -44,7 +67,7 @@ def add_parsers(sub: Sub) -> None:
         "the scene's grid (same CRS and transform; 255 = nodata) with a colour table and class "
         "names, plus MAP.png with a legend. With --stride < 64 each pixel takes the class of "
         "the tile whose centre is nearest.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     p.add_argument("--model", type=Path, required=True, help=".pt, TorchScript or .onnx file")
     p.add_argument("--scene", type=Path, required=True, help="GeoTIFF scene, any size")
@@ -64,14 +87,14 @@ def add_scene_parser(data_sub: Sub) -> None:
         description="Assemble a ROWS x COLS mosaic of 13-band EuroSAT MS tiles (drawn with "
         "SEED from $SKYDISTILL_DATA/eurosat-ms or --data-dir) with a nodata border (0) into "
         "one GeoTIFF in EPSG:32632, and its ground truth (class per tile) as OUT with .json.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     s.add_argument("--out", type=Path, required=True, help="scene GeoTIFF to write")
-    s.add_argument("--rows", type=int, default=16)
-    s.add_argument("--cols", type=int, default=16)
+    s.add_argument("--rows", type=int, default=16, help="tiles down the mosaic (64 px each)")
+    s.add_argument("--cols", type=int, default=16, help="tiles across the mosaic (64 px each)")
     s.add_argument("--border", type=int, default=64, help="nodata pixels around the mosaic")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--data-dir", default=None, help="data root (default: $SKYDISTILL_DATA)")
+    s.add_argument("--seed", type=int, default=0, help="which tiles are drawn, and where")
+    s.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
     s.set_defaults(func=_run_scene)
 
 

@@ -11,12 +11,13 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -37,6 +38,7 @@ from simulations.flower import (
     SuperLink,
     descendants,
     free_port,
+    is_alive,
     run_status,
     stop_tree,
     submit_run,
@@ -156,6 +158,91 @@ def test_data_check_and_node_config(fixture_data: Path, tmp_path: Path) -> None:
     assert f"partition-id={node_number('d1')}" in config and 'node-name="d1"' in config
     with pytest.raises(ConfigError, match="--root-certificates"):
         AgentOptions(role="drone", data_dir=folder, superlink="h:1").validate()
+
+
+def _run_agent(root: Path, opts: AgentOptions, timeout: float) -> tuple[int, str, float]:
+    """The real agent CLI as a subprocess: (exit code, output, seconds it ran)."""
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    start = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "simulations.cli", *agent_argv(opts)],
+        capture_output=True,
+        env=env,
+        cwd=root,
+        timeout=timeout,
+        check=False,
+    )
+    output = (done.stdout + done.stderr).decode(errors="replace")
+    return done.returncode, output, time.monotonic() - start
+
+
+def _processes_mentioning(*needles: str) -> list[str]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or not is_alive(int(entry.name)):
+            continue
+        with suppress(OSError):
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            if any(n in cmdline for n in needles):
+                found.append(f"{entry.name}: {cmdline}")
+    return found
+
+
+def _lone_agent(root: Path, data: Path, **kw: object) -> AgentOptions:
+    folder = root / "private"
+    if not folder.is_dir():
+        shutil.copytree(data / "eurosat-rgb" / "Forest", folder / "Forest")
+    base: dict[str, object] = {
+        "role": "drone",
+        "data_dir": folder,
+        "superlink": f"127.0.0.1:{free_port()}",  # nobody listens there
+        "name": "lone-drone",
+        "state_dir": root / "state",
+        "runtime_port": free_port(),
+    }
+    base.update(kw)
+    return AgentOptions(**base)  # type: ignore[arg-type]
+
+
+def test_agent_with_a_file_that_is_not_pem_fails_clearly_within_the_wait(
+    fixture_data: Path, tmp_path: Path
+) -> None:
+    bad = tmp_path / "ca.crt"
+    bad.write_text("this is not a certificate\n")
+    opts = _lone_agent(tmp_path, fixture_data, root_certificates=bad, max_wait_time=20.0)
+    code, output, seconds = _run_agent(tmp_path, opts, timeout=120)
+    assert code == 2 and seconds < 20.0, (code, seconds, output)
+    assert f"skydistill: error: --root-certificates {bad}: holds no PEM certificate" in output
+    assert "Traceback" not in output and "Starting Flower SuperNode" not in output
+
+
+@pytest.mark.parametrize("superlink", ["refused", "silent"])
+def test_agent_stops_a_supernode_that_does_not_join_within_the_wait(
+    fixture_data: Path, tmp_path: Path, superlink: str
+) -> None:
+    """Nobody listens on the port (refused), or a socket accepts and never answers (silent:
+    only the agent's own deadline ends the wait); both within the wait plus start-up."""
+    certs = make_certs(tmp_path / "certs").folder
+    wait = 5.0
+    opts = _lone_agent(
+        tmp_path, fixture_data, root_certificates=certs / "ca.crt", max_wait_time=wait
+    )
+    with socket.socket() as hole:  # listens, never accepts: connections hang in the backlog
+        hole.bind(("127.0.0.1", 0))
+        hole.listen(16)
+        if superlink == "silent":
+            opts = replace(opts, superlink=f"127.0.0.1:{hole.getsockname()[1]}")
+        code, output, seconds = _run_agent(tmp_path, opts, timeout=120)
+    assert code == 2, output
+    assert seconds < wait + 15.0, f"agent ran {seconds:.1f} s for --max-wait-time {wait}"
+    assert f"before joining {opts.superlink}" in output or (
+        f"did not join {opts.superlink} within --max-wait-time 5 s" in output
+    ), output
+    if superlink == "silent":
+        assert "so it was stopped" in output
+    assert "Starting Flower SuperNode" in output and "Traceback" not in output
+    leftover = _processes_mentioning(str(opts.state), f"127.0.0.1:{opts.runtime_port}")
+    assert not leftover, leftover
 
 
 def test_agent_refuses_to_start_without_tls_or_insecure(fleet: Fleet) -> None:

@@ -110,3 +110,22 @@ def test_export_cli_checks_the_export_on_the_test_split(
     assert "top-1 agreement" in printed and "accuracy" in printed
     raw = np.full((1, MS.num_bands, 64, 64), 1000, np.uint16)
     assert normalised(load_classifier(out).meta.stats, raw).dtype == np.float32
+
+
+@pytest.mark.parametrize("content", ["text", "state-dict", "truncated"])
+def test_export_of_a_file_that_is_not_a_student_exits_2_and_says_what_it_is_not(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str
+) -> None:
+    path = tmp_path / "model.pt"
+    if content == "text":
+        path.write_text("not a model\n")
+    else:
+        torch.save({"conv.weight": torch.zeros(4, 3, 3, 3)}, path)
+        if content == "truncated":
+            path.write_bytes(path.read_bytes()[:200])
+    argv = ["export", "--student", str(path), "--format", "onnx", "--out", str(tmp_path / "m")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"skydistill: error: {path} is not a skydistill student file" in err
+    assert "expected a .pt written by skydistill" in err
+    assert "weights_only" not in err and "Traceback" not in err

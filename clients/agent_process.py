@@ -1,0 +1,96 @@
+"""The SuperNode of an edge agent, as a child process the agent watches.
+
+The agent relays the SuperNode's output line by line and recognises the line Flower logs when
+the node has joined (``SuperNode ID: N``). With a wait time, a SuperNode that has not joined
+within it is stopped by PID (with its own children) and the agent fails with a message; so does
+one that exits before joining. Stopping the agent (SIGTERM, Ctrl-C) stops the SuperNode too, and
+on Linux the SuperNode gets SIGTERM if the agent dies without cleaning up.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import IO
+
+from simulations.flower import FlowerError, stop_tree
+
+log = logging.getLogger(__name__)
+
+JOINED = b"SuperNode ID:"  # Flower logs it once the SuperLink has accepted the node
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # pragma: no cover (runs in the child before exec)
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _relay(stream: IO[bytes], joined: threading.Event) -> None:
+    out = sys.stderr.buffer
+    for line in iter(stream.readline, b""):
+        if JOINED in line:
+            joined.set()
+        out.write(line)
+        out.flush()
+
+
+def _exit_code(code: int) -> int:
+    return 128 - code if code < 0 else code  # killed by signal N: 128 + N, as a shell says
+
+
+def run_supernode(
+    cmd: Sequence[str], env: Mapping[str, str], superlink: str, max_wait: float | None
+) -> int:
+    """Run the SuperNode until it exits; fail if it does not join within ``max_wait`` s."""
+    proc = subprocess.Popen(
+        list(cmd),
+        env=dict(env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        preexec_fn=_die_with_parent,
+    )
+    assert proc.stdout is not None  # PIPE was asked for
+    joined = threading.Event()
+    relay = threading.Thread(target=_relay, args=(proc.stdout, joined), daemon=True)
+    relay.start()
+    log.info("SuperNode started (PID %d)", proc.pid)
+    try:
+        if max_wait is not None:
+            _wait_for_join(proc, joined, superlink, max_wait)
+        code = proc.wait()
+    finally:
+        stop_tree(proc)  # a no-op once it has exited
+    relay.join(timeout=5)
+    if not joined.is_set():
+        raise FlowerError(
+            f"the SuperNode exited with code {_exit_code(code)} before joining {superlink} "
+            "(its log is above)"
+        )
+    log.info("SuperNode %d exited with code %d", proc.pid, _exit_code(code))
+    return _exit_code(code)
+
+
+def _wait_for_join(
+    proc: subprocess.Popen[bytes], joined: threading.Event, superlink: str, max_wait: float
+) -> None:
+    deadline = time.monotonic() + max_wait
+    while not joined.wait(0.2):
+        if proc.poll() is not None:
+            return
+        if time.monotonic() >= deadline:
+            stop_tree(proc)
+            raise FlowerError(
+                f"the SuperNode (PID {proc.pid}) did not join {superlink} within "
+                f"--max-wait-time {max_wait:g} s, so it was stopped: check that the SuperLink "
+                "runs and is reachable from this node, that --root-certificates is the CA that "
+                "signed its certificate, and (with node authentication) that this node's key "
+                "is registered (`skydistill register`)"
+            )
