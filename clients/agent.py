@@ -1,4 +1,4 @@
-"""``skydistill agent``: run the skydistill ClientApp on an edge node, as a Flower SuperNode.
+"""``skydistill agent``: run the skydistill ClientApp on an edge node, through a Flower SuperNode.
 
 The agent checks its TLS material (PEM CA certificate, OpenSSH EC key) and its local data
 folder first (tiles, classes, bands, files skipped and why), then runs ``flower-supernode`` as
@@ -160,9 +160,10 @@ def run_agent(opts: AgentOptions) -> int:
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "agent",
-        help="run the skydistill ClientApp on this edge node (a Flower SuperNode)",
-        description="Check the local data folder, then join a SuperLink as a Flower SuperNode "
-        "running the skydistill ClientApp on that folder. TLS is required unless --insecure.",
+        help="run the skydistill ClientApp on this edge node (through a Flower SuperNode)",
+        description="Check the local data folder and TLS material, then start a Flower SuperNode "
+        "(a child process, stopped with the agent) that joins a SuperLink and runs the "
+        "skydistill ClientApp on that folder. TLS is required unless --insecure.",
         formatter_class=DefaultsHelpFormatter,
     )
     # fmt: off

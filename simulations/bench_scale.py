@@ -124,7 +124,7 @@ def plain_loop(cfg: RunConfig, trace: Path, out: Path) -> tuple[list[float], int
                 node_config={
                     keys.NODE_PARTITION_ID: item.partition_id,
                     keys.NODE_NUM_PARTITIONS: cfg.num_clients,
-                    "num-threads": threads,
+                    keys.NODE_NUM_THREADS: threads,
                 },
                 state=RecordDict(),
                 run_config=plain.to_mapping(),
