@@ -45,7 +45,16 @@ def load_cached(name: str, model: nn.Module, fed: Federation, recipe: Mapping[st
     path = cache_path(name, fed, recipe)
     try:
         model.load_state_dict(torch.load(path, weights_only=True))
-    except (RuntimeError, OSError, EOFError, pickle.UnpicklingError):
+    except (
+        RuntimeError,
+        OSError,
+        EOFError,
+        pickle.UnpicklingError,
+        IndexError,
+        ValueError,
+        KeyError,
+        TypeError,
+    ):
         return False
     return True
 
@@ -118,7 +127,16 @@ def load_or_train(
 def _load_weights(name: str, model: nn.Module, path: Path) -> bool:
     try:
         model.load_state_dict(torch.load(path, weights_only=True))
-    except (RuntimeError, OSError, EOFError, pickle.UnpicklingError) as exc:
+    except (
+        RuntimeError,
+        OSError,
+        EOFError,
+        pickle.UnpicklingError,
+        IndexError,
+        ValueError,
+        KeyError,
+        TypeError,
+    ) as exc:
         log.warning("%s cache %s is unreadable (%s): training again", name, path, exc)
         return False
     return True

@@ -13,7 +13,7 @@ from clients import agent
 from common.config import RunConfig
 from common.errors import ConfigError, SkydistillError
 from common.help_format import DefaultsHelpFormatter, use_everywhere
-from simulations import bench, deploy, fetch, onboard_cli
+from simulations import bench, deploy, fetch, onboard_cli, preinstall_cli
 from simulations.cli_options import add_mirror, add_set, build, explicit
 
 log = logging.getLogger("skydistill")
@@ -213,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     onboard_cli.add_parsers(sub)
     agent.add_parser(sub)
     deploy.add_parsers(sub)
+    preinstall_cli.add_parser(sub)
     return use_everywhere(parser)  # one --help style, also for parsers made elsewhere
 
 

@@ -6,7 +6,8 @@
 #
 # RAY_TEMP_DIR gives the cluster its own folder (logs, sockets, the address file), so other
 # Ray users on the machine do not pick it up by accident; keep it short (socket paths).
-# Stop it with `ray stop` (every Ray process of this user on the node) or by its PIDs.
+# Stop it by PID with deploy/ray/stop.sh (same RAY_TEMP_DIR); `ray stop` would stop every Ray
+# cluster of this user on the node.
 set -euo pipefail
 RAY_BIN=${RAY_BIN:-ray}
 args=(start --head

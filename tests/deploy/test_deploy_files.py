@@ -1,18 +1,24 @@
 """The deployment files under deploy/ that can be checked without a cluster.
 
-Compose file and Kubernetes manifests parse as YAML with the expected services and kinds;
-systemd units pass ``systemd-analyze verify`` (skipped only where systemd-analyze is absent);
-``deploy/certs.sh`` makes a CA-signed server certificate and agent keys Flower can load.
+Compose file parses as YAML with the expected services; every Kubernetes manifest validates
+against the Kubernetes OpenAPI schemas (kubernetes-validate, strict: unknown fields are errors;
+the schemas ship inside the wheel, so this runs offline) for the oldest and newest Kubernetes
+versions the manifests target; systemd units pass ``systemd-analyze verify`` (skipped only
+where systemd-analyze is absent); ``deploy/certs.sh`` makes a CA-signed server certificate and
+agent keys Flower can load; ``deploy/ray/stop.sh`` stops one cluster's processes by PID.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import kubernetes_validate
 import pytest
 import yaml
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -23,6 +29,9 @@ from server.certs import make_certs
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 ROLES = {"satellite", "drone", "ground-station"}
+# gRPC liveness/readiness probes are GA since Kubernetes 1.27; newest: the schemas shipped.
+K8S_VERSIONS = ("1.27.0", kubernetes_validate.latest_version())
+MANIFESTS = sorted((DEPLOY / "k8s").glob("*.yaml"))
 
 
 def _docs(path: Path) -> list[dict[str, Any]]:
@@ -47,11 +56,71 @@ def test_compose_has_superlink_three_agents_and_monitoring() -> None:
         assert (DEPLOY / path).is_dir()
 
 
+def _schema_errors(path: Path, version: str) -> list[str]:
+    """Every document of ``path`` checked against the Kubernetes ``version`` schemas (strict)."""
+    errors = []
+    for i, doc in enumerate(_docs(path)):
+        try:
+            kubernetes_validate.validate(doc, version, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            where = ".".join(str(p) for p in exc.path)
+            errors.append(f"{path.name} doc {i} ({doc.get('kind')}) {where}: {exc.message}")
+        except kubernetes_validate.SchemaNotFoundError as exc:
+            errors.append(f"{path.name} doc {i}: no schema for {exc}")
+    return errors
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+@pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: p.name)
+def test_kubernetes_manifests_validate_against_the_kubernetes_schemas(
+    path: Path, version: str
+) -> None:
+    assert _docs(path), f"{path} holds no manifest"
+    assert _schema_errors(path, version) == []
+
+
+BROKEN = {
+    "unknown field": ("ports:\n            - {containerPort: 5555, protocl: TCP}", "protocl"),
+    "wrong type": ("ports:\n            - {containerPort: health}", "containerPort"),
+    "misplaced field": ("ports: []\n          replicas: 2", "replicas"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_schema_validation_rejects_a_broken_manifest(case: str, tmp_path: Path) -> None:
+    snippet, culprit = BROKEN[case]
+    manifest = tmp_path / "broken.yaml"
+    manifest.write_text(
+        f"""apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: broken, namespace: skydistill}}
+spec:
+  selector: {{matchLabels: {{app: broken}}}}
+  template:
+    metadata: {{labels: {{app: broken}}}}
+    spec:
+      containers:
+        - name: agent
+          image: skydistill:0.1.0
+          {snippet}
+"""
+    )
+    for version in K8S_VERSIONS:
+        errors = _schema_errors(manifest, version)
+        assert len(errors) == 1 and culprit in errors[0], errors
+
+
+def test_schema_validation_rejects_an_unknown_kind(tmp_path: Path) -> None:
+    manifest = tmp_path / "kind.yaml"
+    manifest.write_text("apiVersion: apps/v1\nkind: Deploymnet\nmetadata: {name: x}\n")
+    (error,) = _schema_errors(manifest, K8S_VERSIONS[-1])
+    assert "no schema" in error
+
+
 def test_kubernetes_manifests_have_the_expected_kinds_and_grpc_probes() -> None:
     kinds: dict[str, list[dict[str, Any]]] = {}
-    for path in sorted((DEPLOY / "k8s").glob("*.yaml")):
+    for path in MANIFESTS:
         for doc in _docs(path):
-            assert {"apiVersion", "kind", "metadata"} <= set(doc), path
             kinds.setdefault(doc["kind"], []).append(doc)
     assert {"Namespace", "Secret", "Deployment", "Service"} <= set(kinds)
     deployments = {d["metadata"]["name"]: d for d in kinds["Deployment"]}
@@ -125,3 +194,76 @@ def test_certificates_verify_and_agent_keys_load(tool: str, tmp_path: Path) -> N
     assert isinstance(private, ec.EllipticCurvePrivateKey)
     assert isinstance(public, ec.EllipticCurvePublicKey) and public.curve.name == "secp384r1"
     assert (out / "agents" / "a1").stat().st_mode & 0o077 == 0
+
+
+_FAKE_RAY = """
+import signal, subprocess, sys, time
+if sys.argv[2] == "stubborn":
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # like Ray's gcs_server at times
+if sys.argv[2] == "parent":
+    subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+print("ready", flush=True)
+time.sleep(120)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_ray_stop_script_stops_only_its_own_cluster_by_pid(tmp_path: Path) -> None:
+    """Processes naming RAY_TEMP_DIR and their children stop (SIGKILL for one that ignores
+    SIGTERM); a process of another cluster (another temp folder) keeps running."""
+    mine, other = tmp_path / "ray-mine", tmp_path / "ray-other"
+    procs = {}
+    child = 0
+    for key, folder, kind in (
+        ("plain", mine, "plain"),
+        ("stubborn", mine, "stubborn"),
+        ("parent", mine, "parent"),
+        ("other", other, "plain"),
+    ):
+        procs[key] = subprocess.Popen(
+            [sys.executable, "-c", _FAKE_RAY, f"--temp-dir={folder}/session", kind],
+            stdout=subprocess.PIPE,
+        )
+    try:
+        for proc in procs.values():
+            assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+        child = int(
+            subprocess.run(
+                ["pgrep", "-P", str(procs["parent"].pid)], capture_output=True, text=True
+            ).stdout.split()[0]
+        )
+        done = subprocess.run(
+            ["bash", str(DEPLOY / "ray" / "stop.sh")],
+            env={"PATH": "/usr/bin:/bin", "RAY_TEMP_DIR": str(mine), "RAY_STOP_GRACE": "2"},
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "SIGKILL" in done.stdout  # the stubborn one needed it
+        for key in ("plain", "stubborn", "parent"):
+            procs[key].wait(timeout=5)
+        assert not _alive(child)
+        assert procs["other"].poll() is None, "stop.sh stopped another cluster's process"
+        again = subprocess.run(
+            ["bash", str(DEPLOY / "ray" / "stop.sh")],
+            env={"PATH": "/usr/bin:/bin", "RAY_TEMP_DIR": str(mine)},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert "nothing to stop" in again.stdout
+    finally:
+        for proc in procs.values():
+            proc.kill()
+            proc.wait()
+        if child and _alive(child):
+            os.kill(child, signal.SIGKILL)
