@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -29,9 +30,10 @@ from clients.instructions import parse_evaluate, parse_train
 from clients.local_data import local_splits
 from clients.privacy import privatise
 from clients.reply import build_reply
-from clients.student import local_round
+from clients.student import answer_round, local_round
 from clients.trace import save_train
 from common import keys
+from common.class_stats import STATISTICS_BACKBONE, ClassStats, features
 from common.config import RunConfig
 from common.errors import ConfigError, DataNotFoundError
 from common.federation import Federation, Split, load_federation
@@ -41,6 +43,7 @@ from common.student_file import load_student, save_student
 from common.training import TrainSettings, accuracy
 
 STUDENT_STATE = "student"
+STATISTICS_SENT = "statistics-sent"  # the round this client's class statistics were sent in
 STUDENTS_DIR = "students"
 
 log = logging.getLogger(__name__)
@@ -231,24 +234,31 @@ def _train_fedkd(
             "round; give it data (or fewer clients per shard pool) to take part"
         )
     student = _student(context, cfg, fed, role, partition_id, task.server_round)
-    result = local_round(
-        student,
-        train_split,
-        holdout,
-        fed.reference_images(task.indices),
-        task.targets,
-        TrainSettings(
-            epochs=cfg.client_epochs,
-            batch_size=cfg.batch_size,
-            learning_rate=cfg.client_lr,
-            seed=cfg.seed * 1000 + task.server_round,
-            logit_adjust=True,
-            freeze_bn=cfg.client_bn == "frozen",
-        ),
-        temperature=task.temperature,
-        kd_weight=task.kd_weight,
-        digest_epochs=cfg.client_digest_epochs,
-    )
+    reference = fed.reference_images(task.indices)
+    if task.send_statistics:
+        # Statistics mode: the backbone stays the shared pre-installed one (the statistics
+        # are in its feature space); the ground's head for this architecture is deployed.
+        result = answer_round(student, task.heads.get(cfg.arch_of(role)), holdout, reference)
+        result = replace(result, num_examples=len(train_split))
+    else:
+        result = local_round(
+            student,
+            train_split,
+            holdout,
+            reference,
+            task.targets,
+            TrainSettings(
+                epochs=cfg.client_epochs,
+                batch_size=cfg.batch_size,
+                learning_rate=cfg.client_lr,
+                seed=cfg.seed * 1000 + task.server_round,
+                logit_adjust=True,
+                freeze_bn=cfg.client_bn == "frozen",
+            ),
+            temperature=task.temperature,
+            kd_weight=task.kd_weight,
+            digest_epochs=cfg.client_digest_epochs,
+        )
     _keep(context, cfg, fed, student, role, partition_id, task.server_round)
     probs = result.probs
     rng = np.random.default_rng([cfg.seed, partition_id, task.server_round])
@@ -256,6 +266,11 @@ def _train_fedkd(
         probs = poison(probs, cfg.attack, partition_id, rng)
     if cfg.dp_noise > 0:
         probs = privatise(probs, cfg.dp_clip, cfg.dp_noise, rng)
+    statistics = None
+    if task.send_statistics and not context.state.get(STATISTICS_SENT):
+        # A shard does not change: its statistics travel once, the ground keeps them.
+        statistics = shard_statistics(cfg, fed, train_split)
+        context.state[STATISTICS_SENT] = ConfigRecord({keys.SERVER_ROUND: task.server_round})
     reply = build_reply(
         probs,
         task.indices,
@@ -269,8 +284,23 @@ def _train_fedkd(
             keys.CLASS_COUNTS: torch.bincount(train_split.y, minlength=fed.num_classes).tolist(),
         },
         topk=task.topk,
+        statistics=statistics,
+        client_name=_client_name(context, role, partition_id),
     )
     return Message(reply, reply_to=msg)
+
+
+def shard_statistics(cfg: RunConfig, fed: Federation, train: Split) -> ClassStats:
+    """Class statistics of the shard through the shared backbone (the pre-installed tiny
+    student every node holds, frozen), under the eight flips and rotations of each tile."""
+    backbone = preinstalled_student(cfg, fed, STATISTICS_BACKBONE)
+    return ClassStats.of(features(backbone, train.x), train.y.numpy(), fed.num_classes)
+
+
+def _client_name(context: Context, role: str, partition_id: int) -> str:
+    """A stable name: an agent's node name, else the simulated client's role and partition."""
+    name = context.node_config.get(keys.NODE_NAME)
+    return str(name) if name else f"{role}-{partition_id}"
 
 
 def _train_fedavg(

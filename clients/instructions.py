@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Message
@@ -23,6 +23,9 @@ class TrainInstruction:
     temperature: float
     kd_weight: float
     stats: BandStats
+    send_statistics: bool = False  # also reply with class statistics (common/class_stats.py)
+    # architecture -> (weight, bias) of the head the ground fitted (statistics mode)
+    heads: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
 
 def parse_train(msg: Message, num_classes: int, num_reference: int) -> TrainInstruction:
@@ -42,6 +45,7 @@ def parse_train(msg: Message, num_classes: int, num_reference: int) -> TrainInst
         temperature = float(config[keys.TEMPERATURE])  # type: ignore[arg-type]
         kd_weight = float(config[keys.KD_WEIGHT])  # type: ignore[arg-type]
         topk = int(config.get(keys.TOPK, 3))  # type: ignore[arg-type]
+        send_statistics = bool(int(config.get(keys.SEND_STATISTICS, 0)))  # type: ignore[arg-type]
     except (KeyError, TypeError, ValueError) as exc:
         raise ReplyError("config", f"train message is incomplete: {exc}") from exc
     if indices.ndim != 1 or not np.issubdtype(indices.dtype, np.integer):
@@ -51,6 +55,7 @@ def parse_train(msg: Message, num_classes: int, num_reference: int) -> TrainInst
     if len(indices) and (indices.min() < 0 or indices.max() >= num_reference):
         raise ReplyError("indices", f"indices outside the reference set of {num_reference} tiles")
     targets = decode(payload, codec, (len(indices), num_classes))
+    heads = _heads(content.get(keys.HEADS), num_classes)
     return TrainInstruction(
         server_round=server_round,
         indices=indices.astype(np.int64),
@@ -60,7 +65,34 @@ def parse_train(msg: Message, num_classes: int, num_reference: int) -> TrainInst
         temperature=temperature,
         kd_weight=kd_weight,
         stats=BandStats(tuple(mean), tuple(std)),
+        send_statistics=send_statistics,
+        heads=heads,
     )
+
+
+def _heads(record: object, num_classes: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The heads of a train message: ``<arch>.weight`` (C, D) and ``<arch>.bias`` (C,)."""
+    if record is None:
+        return {}
+    if not isinstance(record, ArrayRecord):
+        raise ReplyError("keys", f"{keys.HEADS!r} must be an ArrayRecord")
+    arrays = {k: a.numpy() for k, a in record.items()}
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for name in arrays:
+        arch, _, part = name.rpartition(".")
+        if part not in ("weight", "bias") or not arch:
+            raise ReplyError("heads", f"unexpected head array {name!r}")
+        if arch in out:
+            continue
+        weight, bias = arrays.get(f"{arch}.weight"), arrays.get(f"{arch}.bias")
+        if weight is None or bias is None:
+            raise ReplyError("heads", f"head {arch!r} needs both weight and bias")
+        if weight.ndim != 2 or weight.shape[0] != num_classes or bias.shape != (num_classes,):
+            raise ReplyError("heads", f"head {arch!r} has shapes {weight.shape}, {bias.shape}")
+        if not (np.isfinite(weight).all() and np.isfinite(bias).all()):
+            raise ReplyError("heads", f"head {arch!r} is not finite")
+        out[arch] = (weight.astype(np.float32), bias.astype(np.float32))
+    return out
 
 
 @dataclass(frozen=True)

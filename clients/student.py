@@ -74,3 +74,33 @@ def local_round(
         train_loss=loss,
         local_accuracy=accuracy(student, holdout.x, holdout.y) if len(holdout) else float("nan"),
     )
+
+
+def answer_round(
+    student: nn.Module,
+    head: tuple[np.ndarray, np.ndarray] | None,
+    holdout: Split,
+    reference: torch.Tensor,
+) -> LocalResult:
+    """Statistics mode: install the ground's head (if sent) on the frozen student, predict.
+
+    No training step: what the shard teaches leaves as class statistics, and the model the
+    client keeps is its pre-installed backbone with the head fitted on the federation's
+    knowledge (server/heads.py)."""
+    if head is not None:
+        weight, bias = head
+        layer = student.head
+        if not isinstance(layer, nn.Linear) or tuple(layer.weight.shape) != weight.shape:
+            raise ValueError(
+                f"the ground's head {weight.shape} does not fit this student's "
+                f"{tuple(layer.weight.shape) if isinstance(layer, nn.Linear) else type(layer)}"
+            )
+        with torch.no_grad():
+            layer.weight.copy_(torch.from_numpy(weight))
+            layer.bias.copy_(torch.from_numpy(bias))
+    return LocalResult(
+        probs=predict_proba(student, reference),
+        num_examples=0,
+        train_loss=float("nan"),
+        local_accuracy=accuracy(student, holdout.x, holdout.y) if len(holdout) else float("nan"),
+    )

@@ -40,6 +40,25 @@ def _coerce(value: Any, target: type) -> Any:
     return target(value)
 
 
+def parse_archive_gap(text: str) -> tuple[int, float]:
+    """``"3:0.05"`` -> (3, 0.05): how many classes are scarce at the ground, and what share
+    of their archive tiles the ground keeps; ``""`` -> (0, 1.0), no gap."""
+    text = text.strip()
+    if not text:
+        return 0, 1.0
+    count, sep, keep = text.partition(":")
+    try:
+        n, share = int(count), float(keep)
+    except ValueError:
+        n, share = -1, -1.0
+    if not sep or n < 1 or not 0 <= share < 1:
+        raise ConfigError(
+            "must be N:KEEP with N >= 1 scarce classes and KEEP in [0, 1) the share of their "
+            "archive tiles the ground keeps, e.g. 3:0.05"
+        )
+    return n, share
+
+
 def role_values(
     text: str,
     key: str,
@@ -161,6 +180,24 @@ class RunConfig:
     straggler_seconds: str = ""  # seconds a client idles before it replies
     cpu_share: str = ""  # cores of a client's processor (threads; below 1: proportionally slower)
     shard_size: int = 0  # >0: each client draws this many tiles from the pool (with replacement)
+    # Ground gap "N:KEEP": N classes (chosen by the seed) keep only KEEP of their archive share,
+    # the rest goes to the client pool: the ground lacks what the fleet sees (empty: no gap)
+    archive_gap: str = ""
+    # Class statistics (docs/distillation.md, "Knowledge that a shard carries"): clients also send
+    # per-class counts, feature sums and scatter of their tiles through the shared pre-installed
+    # tiny student; the ground turns them, with its archive's, into a discriminant whose labels on
+    # the reference set are fused with the knowledge per class by evidence (0: off)
+    client_statistics: int = 0
+    # teacher weight on class c: a_c / (a_c + discount * n_c) (archive / client tiles of class c)
+    statistics_discount: float = 0.2
+    statistics_temperature: float = 0.3  # scale of the discriminant's scores before the softmax
+    statistics_shrinkage: float = 0.1  # covariance shrinkage towards its mean variance
+    # With statistics the ground refits each client architecture's head on frozen features
+    # (server/heads.py): full-batch epochs, rate, and the weight of distillation towards the
+    # fused knowledge on the reference tiles beside cross-entropy on the archive
+    head_epochs: int = 200
+    head_lr: float = 0.01
+    head_kd_weight: float = 1.0
     trace_dir: str = ""  # bench: clients save each train message they receive here
     # Who a round samples: Flower node ids ("node"), or the clients behind them ("client":
     # asked once by a QUERY message), so two runs with one seed train the same clients.
@@ -219,6 +256,10 @@ class RunConfig:
             bounds = RANGES.get(key)
             if bounds is not None and not bounds.holds(value):
                 problems.append(Invalid(key, value, bounds.rule(isinstance(value, int))))
+        try:
+            parse_archive_gap(self.archive_gap)
+        except ConfigError as exc:
+            problems.append(Invalid("archive-gap", self.archive_gap, str(exc)))
         shares = {k: getattr(self, k.replace("-", "_")) for k in SPLIT_SHARES}
         total = sum(shares.values())
         if all(RANGES[k].holds(v) for k, v in shares.items()) and total >= 1:
@@ -242,7 +283,14 @@ class RunConfig:
             alpha=self.alpha,
             seed=self.seed,
             shard_size=self.shard_size,
+            gap_classes=self.archive_gap_spec[0],
+            gap_keep=self.archive_gap_spec[1],
         )
+
+    @property
+    def archive_gap_spec(self) -> tuple[int, float]:
+        """``archive-gap`` as (classes, kept share); (0, 1.0) without a gap."""
+        return parse_archive_gap(self.archive_gap)
 
     def dropout_by_role(self) -> dict[str, float]:
         return role_values(self.dropout, "dropout", self.role_cycle, low=0.0, high=1.0)

@@ -106,6 +106,13 @@ RANGES: dict[str, Range] = {
     "max-staleness": Range(0, 100),
     "staleness-decay": Range(0, 1, low_open=True),
     "shard-size": Range(0, note="0 = disjoint shards"),
+    "client-statistics": Range(0, 1, note="1 = clients send class statistics"),
+    "statistics-discount": POSITIVE,
+    "statistics-temperature": POSITIVE,
+    "statistics-shrinkage": Range(0, 1, high_open=False, low_open=True),
+    "head-epochs": AT_LEAST_ONE,
+    "head-lr": POSITIVE,
+    "head-kd-weight": Range(0, note="0 = cross-entropy on the archive only"),
 }
 
 

@@ -6,6 +6,9 @@ from __future__ import annotations
 TARGETS = "targets"  # ArrayRecord: encoded soft targets + reference indices
 INDICES = "indices"  # array inside TARGETS: reference indices (uint16 if they fit), (n,)
 TRAIN_CONFIG = "config"  # ConfigRecord
+# ArrayRecord (optional, statistics mode): the head the ground fitted for each architecture,
+# "<arch>.weight" (C, D) and "<arch>.bias" (C,), float16; the client deploys its backbone with it
+HEADS = "heads"
 
 # Keys inside TRAIN_CONFIG
 SERVER_ROUND = "server-round"
@@ -17,6 +20,7 @@ NORM_MEAN = "norm-mean"
 NORM_STD = "norm-std"
 CLIENT_LR = "client-lr"
 CLIENT_EPOCHS = "client-epochs"
+SEND_STATISTICS = "send-statistics"  # int 1: reply with class statistics of the shared backbone
 
 # FedAvg baseline (train message: Flower's "arrays" + "config"; reply: "arrays" + METRICS)
 FEDAVG_ARRAYS = "arrays"
@@ -29,6 +33,9 @@ FREEZE_BN = "freeze-bn"
 PREDICTIONS = "predictions"  # ArrayRecord: encoded soft predictions on exactly INDICES
 METRICS = "metrics"  # MetricRecord
 INFO = "info"  # ConfigRecord
+# ArrayRecord (optional, when SEND_STATISTICS): per-class counts, feature sums and scatter of the
+# client's training tiles through the shared frozen backbone (common/class_stats.py)
+CLASS_STATISTICS = "statistics"
 
 # Evaluate message (server -> client): a ConfigRecord under TRAIN_CONFIG with SERVER_ROUND,
 # NORM_MEAN and NORM_STD; the reply holds METRICS (TEST_ACCURACY, NUM_EXAMPLES) and INFO.
@@ -44,6 +51,7 @@ PAYLOAD_BYTES = "payload-bytes"
 # Keys inside INFO
 ROLE = "role"
 PARTITION_ID = "partition-id"  # in the reply to a QUERY: which simulated client a node is
+CLIENT_NAME = "client-name"  # in a train reply with statistics: a stable name (replaces earlier)
 
 # Node config (set per SuperNode: `--node-config "role='drone' data-dir='/data'"`)
 NODE_ROLE = "role"

@@ -32,6 +32,11 @@ class SplitSpec:
     seed: int = 42
     min_shard: int = 8
     shard_size: int = 0  # >0: shards of this size drawn with replacement across clients
+    # Ground gap: ``gap_classes`` classes (chosen by the seed) keep only ``gap_keep`` of their
+    # archive share; the tiles taken out of the archive go to the client pool. The archive
+    # then lacks what the fleet sees (labels from other regions or years).
+    gap_classes: int = 0
+    gap_keep: float = 1.0
 
     def __post_init__(self) -> None:
         fractions = (self.reference_fraction, self.test_fraction, self.archive_fraction)
@@ -41,6 +46,11 @@ class SplitSpec:
             )
         if self.num_clients < 1:
             raise ConfigError(f"num_clients must be at least 1, got {self.num_clients}")
+        if self.gap_classes < 0 or not 0 <= self.gap_keep <= 1:
+            raise ConfigError(
+                f"archive gap {self.gap_classes}:{self.gap_keep:g} must be N:KEEP with N >= 0 "
+                "classes and KEEP in [0, 1]"
+            )
         if self.shard_size < 0:
             raise ConfigError(
                 f"shard_size must be 0 (disjoint shards) or more, got {self.shard_size}"
@@ -168,6 +178,35 @@ def _dirichlet_shards(
     return shards
 
 
+def scarce_classes(labels: np.ndarray, spec: SplitSpec) -> np.ndarray:
+    """The classes an archive gap makes scarce at the ground (sorted; empty without a gap)."""
+    classes = np.unique(np.asarray(labels))
+    if spec.gap_classes <= 0:
+        return np.empty(0, dtype=np.int64)
+    if spec.gap_classes >= len(classes):
+        raise ConfigError(
+            f"archive gap of {spec.gap_classes} classes leaves none of the {len(classes)} "
+            "classes well covered at the ground: use fewer"
+        )
+    # Its own generator: the default partition's draws stay exactly as they were.
+    rng = np.random.default_rng([spec.seed, 0x6A9])
+    return np.sort(rng.choice(classes, spec.gap_classes, replace=False)).astype(np.int64)
+
+
+def _ground_gap(
+    labels: np.ndarray, archive: np.ndarray, pool: np.ndarray, spec: SplitSpec
+) -> tuple[np.ndarray, np.ndarray]:
+    """Move all but ``gap_keep`` of each scarce class's archive tiles into the client pool."""
+    rng = np.random.default_rng([spec.seed, 0x6AA])
+    moved: list[np.ndarray] = []
+    for c in scarce_classes(labels, spec):
+        members = rng.permutation(archive[labels[archive] == c])
+        keep = max(1, int(round(spec.gap_keep * len(members)))) if len(members) else 0
+        moved.append(members[keep:])
+    out = np.concatenate(moved) if moved else np.empty(0, dtype=np.int64)
+    return np.setdiff1d(archive, out), np.union1d(pool, out)
+
+
 def make_partition(labels: np.ndarray, spec: SplitSpec) -> Partition:
     """Split ``labels``' indices into reference, test, archive and client shards."""
     labels = np.asarray(labels)
@@ -182,6 +221,8 @@ def make_partition(labels: np.ndarray, spec: SplitSpec) -> Partition:
     test, pool = _stratified_take(labels, pool, spec.test_fraction / remaining, rng)
     remaining -= spec.test_fraction
     archive, pool = _stratified_take(labels, pool, spec.archive_fraction / remaining, rng)
+    if spec.gap_classes > 0:
+        archive, pool = _ground_gap(labels, archive, pool, spec)
     shards: tuple[np.ndarray, ...] | ResampledShards
     if spec.shard_size > 0:
         shards = ResampledShards(

@@ -17,14 +17,18 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, MetricRecord
 from flwr.serverapp import Grid, ServerApp
 
 from common import keys
+from common.class_stats import STATISTICS_BACKBONE
 from common.config import RunConfig
 from common.errors import CodecError
+from common.preinstalled import preinstalled_student
 from server import metrics
 from server.aggregation import Rule
 from server.checkpoint import load_checkpoint, restore, snapshot
+from server.evidence import StatisticsKnowledge, ground_statistics
 from server.fedavg import run_fedavg
 from server.fleet import build_schedule, discover_clients
-from server.ground import prepare
+from server.ground import GroundSegment, prepare
+from server.heads import ArchHead, DeployedHeads
 from server.history import History, RoundRecord, finite_json
 from server.knowledge import Knowledge
 from server.logs import configure_logging, server_log
@@ -86,6 +90,8 @@ def run(grid: Grid, cfg: RunConfig) -> None:
         num_rounds=cfg.num_rounds,
         schedule=build_schedule(cfg) if cfg.scenario else None,
         sample_by_client=cfg.sample_by == "client",
+        statistics=_statistics(cfg, ground) if cfg.client_statistics else None,
+        heads=_heads(cfg, ground) if cfg.client_statistics else None,
     )
     if strategy.schedule is not None or strategy.sample_by_client:
         strategy.node_clients = discover_clients(grid, cfg.num_clients)
@@ -117,7 +123,7 @@ def run(grid: Grid, cfg: RunConfig) -> None:
             # Nobody's knowledge arrived in this window: the global student stays as it was.
             record.global_accuracy = history.start_accuracy if previous is None else previous
         else:
-            record.distill_loss = student.distil(knowledge.targets, server_round)
+            record.distill_loss = student.distil(knowledge.current, server_round)
             record.global_accuracy = student.evaluate()
             if refiner is not None:
                 refine_teacher(refiner, knowledge, record, server_round)
@@ -166,6 +172,30 @@ def run(grid: Grid, cfg: RunConfig) -> None:
     log.info("run finished: global-student accuracy %.4f, report %s", final, path)
 
 
+def _statistics(cfg: RunConfig, ground: GroundSegment) -> StatisticsKnowledge:
+    """The archive's class statistics and the reference features through the shared backbone."""
+    backbone = preinstalled_student(cfg, ground.fed, STATISTICS_BACKBONE)
+    student = ground.student
+    return ground_statistics(
+        cfg, backbone, student.archive, student.reference, ground.fed.num_classes
+    )
+
+
+def _heads(cfg: RunConfig, ground: GroundSegment) -> DeployedHeads:
+    """The heads the ground fits for the architectures of the run's roles."""
+    student = ground.student
+    archs = sorted({cfg.arch_of(role) for role in cfg.role_cycle})
+    heads = {
+        arch: ArchHead(
+            preinstalled_student(cfg, ground.fed, arch), student.archive, student.reference
+        )
+        for arch in archs
+    }
+    return DeployedHeads(
+        heads, epochs=cfg.head_epochs, lr=cfg.head_lr, kd_weight=cfg.head_kd_weight
+    )
+
+
 def refine_teacher(
     refiner: TeacherRefiner, knowledge: Knowledge, record: RoundRecord, server_round: int
 ) -> None:
@@ -174,7 +204,7 @@ def refine_teacher(
     A refinement that yields unusable soft labels (NaN after a diverged step) is logged and
     the previous teacher labels stay: the round and the run go on."""
     try:
-        knowledge.set_teacher(refiner.refine(knowledge.targets, server_round))
+        knowledge.set_teacher(refiner.refine(knowledge.current, server_round))
     except CodecError as exc:
         log.error(
             "round %d: the refined teacher's soft labels are unusable (%s); the teacher and "

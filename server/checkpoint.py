@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from common.atomic import atomic_write
+from common.class_stats import ClassStats
 from common.config import RunConfig
 from common.errors import ConfigError
 from common.federation import Federation
@@ -57,6 +58,8 @@ class Checkpoint:
     sampler: tuple[Any, ...]  # random.Random state of the client sampling
     history: dict[str, Any]  # History fields: teacher/start accuracy, rounds as dicts
     teacher: dict[str, Any] | None = None  # the refined teacher and its optimiser, if refined
+    # client name -> its class statistics as sent (client-statistics = 1)
+    statistics: dict[str, dict[str, np.ndarray]] | None = None
 
     def save(self, out_dir: Path) -> Path:
         blob = {"format_version": FORMAT_VERSION, **self.__dict__}
@@ -127,6 +130,11 @@ def snapshot(
             "rounds": [r.__dict__.copy() for r in history.rounds],
         },
         teacher=refiner.state() if refiner is not None else None,
+        statistics=(
+            {name: st.to_arrays() for name, st in strategy.statistics.clients.items()}
+            if strategy.statistics is not None
+            else None
+        ),
     )
 
 
@@ -150,6 +158,13 @@ def restore(
     if refiner is not None and ckpt.teacher is not None:
         refiner.load_state(ckpt.teacher)
         strategy.knowledge.set_teacher(refiner.soft_labels())
+    if strategy.statistics is not None and ckpt.statistics:
+        pooled = strategy.statistics
+        for name, arrays in ckpt.statistics.items():
+            pooled.add(
+                name, ClassStats.from_arrays(arrays, pooled.archive.num_classes, pooled.archive.dim)
+            )
+        strategy.fuse_statistics()
     history.teacher_accuracy = float(ckpt.history["teacher_accuracy"])
     history.start_accuracy = float(ckpt.history["start_accuracy"])
     history.rounds = [RoundRecord(**r) for r in ckpt.history["rounds"]]

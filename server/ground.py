@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from torch import nn
 
+from common.class_stats import STATISTICS_BACKBONE
 from common.config import RunConfig
 from common.federation import Federation, load_federation
 from common.training import predict_proba
@@ -68,10 +69,15 @@ def prepare(cfg: RunConfig, *, progress: bool = False) -> GroundSegment:
         log.info("global student starts at test accuracy %.4f", start)
         lap("global-student")
     preinstalled: dict[str, float] = {}
-    if cfg.client_init == "pretrained" or cfg.method == "fedavg":
+    if cfg.client_init == "pretrained" or cfg.method == "fedavg" or cfg.client_statistics:
         archs = sorted({cfg.arch_of(role) for role in cfg.role_cycle})
+        if cfg.client_init != "pretrained" and cfg.method == "fedkd":
+            archs = []
         if cfg.method == "fedavg":
             archs = [cfg.student or "tiny"]
+        if cfg.client_statistics and cfg.method == "fedkd":
+            # every node holds the shared backbone whose features the statistics are in
+            archs = sorted({*archs, STATISTICS_BACKBONE})
         for arch in archs:
             preinstalled[arch] = preinstall(cfg, fed, arch, teacher_probs, progress=progress)
             lap(f"preinstall-{arch}")

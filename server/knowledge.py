@@ -40,6 +40,18 @@ class Knowledge:
         self.mix_start = self.teacher_mix if mix_start is None else float(mix_start)
         self.num_rounds = num_rounds
         self.targets = self.teacher.copy()
+        # The targets fused with other evidence (class statistics, server/evidence.py): what
+        # clients receive and the global student learns, when set. ``targets`` stays the soft
+        # state that the clients' predictions update.
+        self.overlay: np.ndarray | None = None
+
+    @property
+    def current(self) -> np.ndarray:
+        """The knowledge on every reference tile as it is used: the overlay if any."""
+        return self.targets if self.overlay is None else self.overlay
+
+    def set_overlay(self, fused: np.ndarray | None) -> None:
+        self.overlay = None if fused is None else validate_probabilities(fused, self.shape)
 
     def mix_for(self, server_round: int) -> float:
         return teacher_mix_schedule(self.mix_start, self.teacher_mix, server_round, self.num_rounds)
@@ -61,4 +73,4 @@ class Knowledge:
 
     def teacher_agreement(self) -> float:
         """Fraction of reference tiles whose target argmax equals the teacher's."""
-        return float((self.targets.argmax(1) == self.teacher.argmax(1)).mean())
+        return float((self.current.argmax(1) == self.teacher.argmax(1)).mean())

@@ -8,12 +8,13 @@ import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
 
 from common import keys
+from common.class_stats import ClassStats
 from common.codec import Codec, decode
 from common.config import ROLES
 from common.errors import CodecError, ReplyError
 
 # Why a reply can be rejected (the label values of the Prometheus rejection counter).
-REJECTION_REASONS = ("keys", "payload", "codec", "role", "metrics")
+REJECTION_REASONS = ("keys", "payload", "codec", "role", "metrics", "statistics")
 
 
 @dataclass(frozen=True)
@@ -26,12 +27,22 @@ class ClientReply:
     train_loss: float
     bytes_up: int
     class_counts: tuple[int, ...] | None = None
+    statistics: ClassStats | None = None  # only when the server asked for them
+    client_name: str = ""
 
 
-def parse_reply(message: Message, shape: tuple[int, int], codec: Codec) -> ClientReply:
-    """Decode and check one reply; raise :class:`ReplyError` with a short reason if it is bad."""
+def parse_reply(
+    message: Message, shape: tuple[int, int], codec: Codec, statistics_dim: int = 0
+) -> ClientReply:
+    """Decode and check one reply; raise :class:`ReplyError` with a short reason if it is bad.
+
+    ``statistics_dim`` > 0: the server asks for class statistics of that many features (a
+    client sends them once, so a reply may lack them); statistics it did not ask for, or of
+    another shape, are rejected."""
     content = message.content
     expected = {keys.PREDICTIONS, keys.METRICS, keys.INFO}
+    if statistics_dim > 0 and keys.CLASS_STATISTICS in content:
+        expected.add(keys.CLASS_STATISTICS)  # sent once per client: optional in each reply
     if set(content.keys()) != expected:
         raise ReplyError(
             "keys", f"reply holds records {sorted(content.keys())}, expected {sorted(expected)}"
@@ -67,6 +78,17 @@ def parse_reply(message: Message, shape: tuple[int, int], codec: Codec) -> Clien
         raise ReplyError(
             "metrics", f"class-counts must be {shape[1]} non-negative ints, got {counts!r}"
         )
+    statistics, bytes_up = None, preds.count_bytes()
+    if keys.CLASS_STATISTICS in expected:
+        record = content[keys.CLASS_STATISTICS]
+        if not isinstance(record, ArrayRecord):
+            raise ReplyError("keys", "statistics must be an ArrayRecord")
+        try:
+            arrays = {name: arr.numpy() for name, arr in record.items()}
+            statistics = ClassStats.from_arrays(arrays, shape[1], statistics_dim)
+        except (TypeError, ValueError, CodecError) as exc:
+            raise ReplyError("statistics", f"class statistics refused: {exc}") from exc
+        bytes_up += record.count_bytes()
     return ClientReply(
         node_id=message.metadata.src_node_id,
         role=str(role),
@@ -74,8 +96,10 @@ def parse_reply(message: Message, shape: tuple[int, int], codec: Codec) -> Clien
         num_examples=num_examples,
         local_accuracy=acc,
         train_loss=loss,
-        bytes_up=preds.count_bytes(),
+        bytes_up=bytes_up,
         class_counts=tuple(int(c) for c in counts) if counts is not None else None,
+        statistics=statistics,
+        client_name=str(info.get(keys.CLIENT_NAME, "")) if statistics is not None else "",
     )
 
 

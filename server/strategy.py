@@ -31,6 +31,8 @@ from common import keys
 from common.codec import Codec, encode
 from common.errors import ReplyError
 from server.aggregation import Rule, aggregate, merge_groups
+from server.evidence import StatisticsKnowledge
+from server.heads import DeployedHeads
 from server.history import RoundRecord
 from server.knowledge import Knowledge
 from server.replies import ClientReply, parse_reply
@@ -84,6 +86,8 @@ class FedKD(Strategy):
         num_rounds: int = 0,
         schedule: Schedule[ClientReply] | None = None,
         sample_by_client: bool = False,
+        statistics: StatisticsKnowledge | None = None,
+        heads: DeployedHeads | None = None,
     ) -> None:
         self.knowledge = knowledge
         self.codec = codec
@@ -111,6 +115,10 @@ class FedKD(Strategy):
         self.sample_by_client = sample_by_client  # needs node_clients (see discover_clients)
         self._issued: dict[int, np.ndarray] = {}  # round -> reference indices sent then
         self.updated = False  # did the last round change the knowledge?
+        # Class statistics (client-statistics = 1): asked of every client, pooled, fused in.
+        self.statistics = statistics
+        # The heads the ground fits for each client architecture (statistics mode), sent down
+        self.heads = heads
 
     @property
     def sampler_state(self) -> tuple[object, ...]:
@@ -122,7 +130,7 @@ class FedKD(Strategy):
         self._rng.setstate(sampler_state)
 
     def knowledge_record(self) -> ArrayRecord:
-        return ArrayRecord({KNOWLEDGE: Array(self.knowledge.targets)})
+        return ArrayRecord({KNOWLEDGE: Array(self.knowledge.current)})
 
     def summary(self) -> None:
         log.info(
@@ -181,7 +189,7 @@ class FedKD(Strategy):
         if self.schedule is None:
             self._issued.clear()
         self._issued[server_round] = self._indices
-        payload = encode(self.knowledge.targets[self._indices], self.codec, k=self.topk)
+        payload = encode(self.knowledge.current[self._indices], self.codec, k=self.topk)
         record = ArrayRecord({name: Array(a) for name, a in payload.items()})
         # Indices travel in the narrowest unsigned type that holds them (2 bytes up to 65,536
         # reference tiles): at 500 tiles a round, int64 would be a fifth of the download.
@@ -191,11 +199,18 @@ class FedKD(Strategy):
         cfg[keys.SERVER_ROUND] = server_round
         cfg[keys.CODEC] = self.codec.value
         cfg[keys.TOPK] = self.topk
+        if self.statistics is not None:
+            cfg[keys.SEND_STATISTICS] = 1
         content = RecordDict({keys.TARGETS: record, keys.TRAIN_CONFIG: cfg})
+        down = record.count_bytes()
+        if self.heads is not None:
+            heads = self.heads.record()
+            content[keys.HEADS] = heads
+            down += heads.count_bytes()
         self.current = RoundRecord(
             round=server_round,
             clients_selected=len(node_ids),
-            bytes_down=record.count_bytes() * len(node_ids),
+            bytes_down=down * len(node_ids),
             simulated_hours=None if plan is None else plan.end,
         )
         log.info("round %d: %d clients selected", server_round, len(node_ids))
@@ -210,6 +225,7 @@ class FedKD(Strategy):
         server_round += self.round_offset
         record = self.current or RoundRecord(round=server_round)
         shape = (len(self._indices), self.knowledge.shape[1])
+        dim = self.statistics.archive.dim if self.statistics is not None else 0
         valid: list[ClientReply] = []
         senders: list[int] = []
         reasons: Counter[str] = Counter()
@@ -220,7 +236,7 @@ class FedKD(Strategy):
                 log.warning("client %d failed: %s", msg.metadata.src_node_id, msg.error.reason)
                 continue
             try:
-                valid.append(parse_reply(msg, shape, self.codec))
+                valid.append(parse_reply(msg, shape, self.codec, dim))
                 senders.append(msg.metadata.src_node_id)
             except ReplyError as exc:
                 reasons[exc.reason] += 1
@@ -255,6 +271,8 @@ class FedKD(Strategy):
                 [(self._issued[r], agg, sum(groups[r][1])) for r, agg in aggs.items()]
             )
             self.knowledge.update(indices, agg, server_round)
+        if self.statistics is not None:
+            self._pool_statistics(valid)
         self.updated = True
         record.teacher_agreement = self.knowledge.teacher_agreement()
         used = [r for g in groups.values() for r in g[0]]
@@ -266,6 +284,21 @@ class FedKD(Strategy):
             }
         )
         return self.knowledge_record(), metrics
+
+    def _pool_statistics(self, valid: list[ClientReply]) -> None:
+        """Keep each client's newest class statistics and fuse them into the knowledge."""
+        assert self.statistics is not None
+        for r in valid:
+            if r.statistics is not None:
+                self.statistics.add(r.client_name or f"node-{r.node_id}", r.statistics)
+        self.fuse_statistics()  # the soft targets moved too
+
+    def fuse_statistics(self) -> None:
+        """Recompute the fused knowledge from the soft targets and the pooled statistics."""
+        if self.statistics is not None and self.statistics.clients:
+            self.knowledge.set_overlay(self.statistics.fuse(self.knowledge.targets))
+        if self.heads is not None and self.heads.kd_weight > 0:
+            self.heads.fit(self.knowledge.current)
 
     def _settle(
         self, server_round: int, record: RoundRecord, replies: dict[int, ClientReply]

@@ -137,3 +137,15 @@ def test_text_values_from_set_are_parsed_to_the_field_type() -> None:
         {"num-rounds": "3", "alpha": "0.1", "dataset": "ms", "seed": " 7 ", "codec": "fp16"}
     )
     assert (cfg.num_rounds, cfg.alpha, cfg.dataset, cfg.seed) == (3, 0.1, "ms", 7)
+
+
+@pytest.mark.parametrize("text", ["3", "x:0.1", "0:0.1", "3:1.5", "3:-0.1", "3:1"])
+def test_archive_gap_must_be_classes_and_kept_share(text: str) -> None:
+    with pytest.raises(ConfigError, match="archive-gap must be N:KEEP"):
+        RunConfig.from_mapping({"archive-gap": text})
+
+
+def test_archive_gap_reaches_the_split() -> None:
+    spec = RunConfig.from_mapping({"archive-gap": "3:0.05"}).split_spec()
+    assert (spec.gap_classes, spec.gap_keep) == (3, 0.05)
+    assert RunConfig().split_spec().gap_classes == 0

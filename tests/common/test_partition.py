@@ -106,3 +106,39 @@ def test_shard_size_errors() -> None:
         SplitSpec(shard_size=-2)
     with pytest.raises(ConfigError, match="larger than the client pool"):
         make_partition(_labels(100), SplitSpec(num_clients=5, shard_size=1000))
+
+
+def test_archive_gap_moves_scarce_classes_to_the_clients() -> None:
+    from common.partition import scarce_classes
+
+    labels = _labels(6000)
+    plain = make_partition(labels, SplitSpec(num_clients=20, alpha=0.1, seed=5))
+    spec = SplitSpec(num_clients=20, alpha=0.1, seed=5, gap_classes=3, gap_keep=0.05)
+    gap = make_partition(labels, spec)
+    scarce = scarce_classes(labels, spec)
+    assert len(scarce) == 3 and len(set(scarce.tolist())) == 3
+    # reference and test are the same tiles: figures on them compare across the two
+    np.testing.assert_array_equal(plain.reference, gap.reference)
+    np.testing.assert_array_equal(plain.test, gap.test)
+    everything = np.concatenate(gap.all_parts())
+    assert len(everything) == len(np.unique(everything)) == len(labels)
+    for c in range(10):
+        before = int((labels[plain.archive] == c).sum())
+        after = int((labels[gap.archive] == c).sum())
+        if c in scarce:
+            assert after == max(1, round(0.05 * before))
+        else:
+            assert after == before
+    moved = len(plain.archive) - len(gap.archive)
+    assert sum(len(s) for s in gap.shards) == sum(len(s) for s in plain.shards) + moved
+    # the same seed picks the same classes; another seed, usually others
+    np.testing.assert_array_equal(scarce, scarce_classes(labels, spec))
+
+
+def test_archive_gap_is_validated() -> None:
+    with pytest.raises(ConfigError, match="N:KEEP"):
+        SplitSpec(gap_classes=-1)
+    from common.partition import scarce_classes
+
+    with pytest.raises(ConfigError, match="leaves none"):
+        scarce_classes(_labels(), SplitSpec(gap_classes=10, gap_keep=0.1))

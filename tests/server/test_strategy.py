@@ -236,3 +236,81 @@ def test_sampling_by_client_is_independent_of_node_ids() -> None:
     assert all(len(r) == 3 for r in first)
     assert len({tuple(r) for r in first}) > 1  # rounds differ from each other
     assert _sampled_clients(list(range(100, 110)), seed=8) != first
+
+
+def _statistics_strategy() -> tuple[FedKD, np.ndarray, np.ndarray]:
+    """A strategy fusing class statistics; the reference tiles' features and their classes."""
+    from common.class_stats import ClassStats
+    from server.evidence import StatisticsKnowledge
+
+    rng = np.random.default_rng(3)
+    centres = rng.normal(0, 4, (C, 5))
+    ref_y = np.arange(N_REF) % C
+    ref = centres[ref_y] + rng.normal(0, 1, (N_REF, 5))
+    # the archive holds classes 0-2 only: class 3 is what only the clients know
+    arch_y = rng.integers(0, 3, 200)
+    archive = ClassStats.of(centres[arch_y] + rng.normal(0, 1, (200, 5)), arch_y, C)
+    teacher = np.full((N_REF, C), 0.1, np.float32)
+    teacher[np.arange(N_REF), np.minimum(ref_y, 2)] = 0.7  # never says class 3
+    strategy = FedKD(
+        Knowledge(teacher, teacher_mix=1.0),
+        codec=Codec.FP32,
+        reference_per_round=10,
+        fraction_train=1.0,
+        min_available_nodes=1,
+        statistics=StatisticsKnowledge(archive, ref, views=1, temperature=1.0),
+    )
+    return strategy, centres, ref_y
+
+
+def test_class_statistics_bring_a_class_the_teacher_lacks_into_the_knowledge() -> None:
+    from clients.reply import build_reply
+    from common.class_stats import ClassStats
+
+    s, centres, ref_y = _statistics_strategy()
+    msgs = list(s.configure_train(1, s.knowledge_record(), ConfigRecord(), LoopbackGrid([1, 2])))
+    assert msgs[0].content[keys.TRAIN_CONFIG][keys.SEND_STATISTICS] == 1
+    rng = np.random.default_rng(4)
+    replies = []
+    for i, msg in enumerate(msgs):
+        y = np.full(60, 3) if i == 0 else rng.integers(0, C, 60)
+        stats = ClassStats.of(centres[y] + rng.normal(0, 1, (60, 5)), y, C)
+        content = build_reply(
+            np.full((10, C), 1 / C, np.float32),
+            np.arange(10),
+            C,
+            Codec.FP32,
+            "drone",
+            {keys.NUM_EXAMPLES: 60},
+            statistics=stats,
+            client_name=f"drone-{i}",
+        )
+        replies.append(Message(content, reply_to=msg))
+    before = (s.knowledge.current.argmax(1) == ref_y).mean()
+    s.aggregate_train(1, replies)
+    after = s.knowledge.current.argmax(1)
+    assert (after[ref_y == 3] == 3).all()  # the teacher's blind class is now known
+    assert (after == ref_y).mean() > before
+    assert set(s.statistics.clients) == {"drone-0", "drone-1"}  # type: ignore[union-attr]
+    assert s.current is not None and s.current.clients_ok == 2
+    # the soft state is untouched: only the overlay carries the statistics
+    assert (s.knowledge.targets.argmax(1) != 3).all()
+
+
+def test_bad_statistics_are_rejected_and_missing_ones_accepted() -> None:
+    s, _, _ = _statistics_strategy()
+    msgs = list(s.configure_train(1, s.knowledge_record(), ConfigRecord(), LoopbackGrid([1, 2])))
+    plain = _reply(msgs[0], np.full((10, C), 1 / C, np.float32), 5)
+    bad = _reply(msgs[1], np.full((10, C), 1 / C, np.float32), 5)
+    bad.content[keys.CLASS_STATISTICS] = ArrayRecord(
+        {
+            "counts": Array(np.full(C, np.nan, np.float32)),
+            "sums": Array(np.zeros((C, 5), np.float32)),
+            "scatter": Array(np.zeros(15, np.float32)),
+        }
+    )
+    s.aggregate_train(1, [plain, bad])
+    assert s.current is not None
+    assert s.current.rejections == {"statistics": 1}
+    assert s.current.clients_ok == 1  # statistics are sent once: a reply may lack them
+    assert s.knowledge.overlay is None

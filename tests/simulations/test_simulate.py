@@ -72,3 +72,53 @@ def test_three_clients_two_rounds_only_soft_predictions_travel(
             check=False,
         )
         assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_statistics_mode_sends_statistics_once_and_deploys_the_grounds_head(
+    fixture_data: Path, tmp_path: Path
+) -> None:
+    from clients.app import latest_student
+    from common.student_file import load_student
+
+    cfg = RunConfig(
+        data_dir=str(fixture_data),
+        num_clients=3,
+        num_rounds=2,
+        fraction_train=1.0,
+        reference_per_round=REF_PER_ROUND,
+        teacher_epochs=2,
+        codec="int8",
+        metrics_linger=0.0,
+        client_statistics=1,
+        head_epochs=5,
+    )
+    out = tmp_path / "run"
+    report = simulate(cfg, out, progress=False)
+    first, second = report["rounds"]
+    assert first["clients_ok"] == second["clients_ok"] == 3
+    for reply in first["replies"]:  # statistics travel once per client ...
+        assert reply["records"] == ["info", "metrics", "predictions", "statistics"]
+        assert reply["arrays"]["statistics/sums"] == [10, 64]
+        assert reply["arrays"]["statistics/scatter"] == [64 * 65 // 2]
+    for reply in second["replies"]:  # ... and are kept at the ground
+        assert reply["records"] == ["info", "metrics", "predictions"]
+    assert first["bytes_up"] > second["bytes_up"]
+    # each client deploys its pre-installed backbone with a head the ground fitted
+    from common.federation import load_federation
+    from common.preinstalled import preinstalled_student
+
+    run_cfg = RunConfig.from_mapping(
+        {**cfg.to_mapping(), "data-dir": str(fixture_data.resolve()), "out-dir": str(out)}
+    )
+    fed = load_federation(run_cfg)
+    for k in range(3):
+        role = run_cfg.role_of(k)
+        path = latest_student(out, role, k)
+        assert path is not None
+        kept = load_student(path).build().state_dict()
+        start = preinstalled_student(run_cfg, fed, run_cfg.arch_of(role)).state_dict()
+        for name, value in start.items():
+            if name.startswith("head."):
+                assert not np.allclose(kept[name].numpy(), value.numpy())
+            elif value.is_floating_point():
+                np.testing.assert_allclose(kept[name].numpy(), value.numpy(), atol=1e-6)

@@ -1,0 +1,132 @@
+"""Knowledge from class statistics, fused with the teacher per class by evidence.
+
+Soft predictions on the reference set cannot carry what a 70-tile shard knows: a client's
+reply is pulled towards the teacher it was trained from, and where the teacher lacks a class
+so does the reply. Class statistics in the shared feature space (``common.class_stats``) do
+carry it. The ground pools them with its own archive's, turns them into a linear
+discriminant, and scores every reference tile with it. Per class, the teacher's soft labels
+and the discriminant's are then mixed by evidence: the teacher's weight on class ``c`` is
+
+    a_c / (a_c + discount * n_c)
+
+with ``a_c`` the archive's tiles of class ``c`` (what the teacher learnt it from) and ``n_c``
+the clients' (what only the discriminant saw). Where the clients hold little beyond the
+archive the targets stay the teacher's; where the archive lacks a class the clients know,
+the discriminant decides it. ``discount`` < 1 because one tile seen through the small frozen
+backbone is worth less than one the teacher was trained on (docs/distillation.md measures it).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+from torch import nn
+
+from common.class_stats import VIEWS, ClassStats, features, linear_discriminant
+from common.config import RunConfig
+from common.federation import Split
+
+log = logging.getLogger(__name__)
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    z = x - x.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    out: np.ndarray = e / e.sum(axis=1, keepdims=True)
+    return out
+
+
+def fuse_by_evidence(
+    teacher: np.ndarray,
+    other: np.ndarray,
+    teacher_counts: np.ndarray,
+    client_counts: np.ndarray,
+    discount: float,
+) -> np.ndarray:
+    """Per-class linear pool of two (N, C) distributions, weighted by evidence (see module)."""
+    a = np.asarray(teacher_counts, dtype=np.float64)
+    n = np.asarray(client_counts, dtype=np.float64)
+    denom = a + discount * n
+    weight = np.where(denom > 0, a / np.where(denom > 0, denom, 1.0), 1.0)
+    mixed = weight * teacher + (1.0 - weight) * other
+    fused: np.ndarray = (mixed / mixed.sum(axis=1, keepdims=True)).astype(np.float32)
+    return fused
+
+
+class StatisticsKnowledge:
+    """The ground's and the clients' class statistics, and what they say on the reference set.
+
+    ``archive``: the archive's statistics through the shared backbone (``views`` views per
+    tile); ``reference``: the reference tiles' features (N, D). A client's statistics replace
+    its earlier ones (a shard does not change), keyed by the client's stable name."""
+
+    def __init__(
+        self,
+        archive: ClassStats,
+        reference: np.ndarray,
+        *,
+        views: int = 8,
+        shrinkage: float = 0.1,
+        temperature: float = 0.3,
+        discount: float = 0.2,
+    ) -> None:
+        if reference.ndim != 2 or reference.shape[1] != archive.dim:
+            raise ValueError(f"reference features {reference.shape} for {archive.dim} features")
+        self.archive = archive
+        self.reference = reference
+        self.views = views
+        self.shrinkage = shrinkage
+        self.temperature = temperature
+        self.discount = discount
+        self.clients: dict[str, ClassStats] = {}
+
+    def add(self, client: str, stats: ClassStats) -> None:
+        self.clients[client] = stats
+
+    @property
+    def client_counts(self) -> np.ndarray:
+        """Client tiles per class (views divided out)."""
+        total = np.zeros(self.archive.num_classes)
+        for s in self.clients.values():
+            total += s.counts
+        return total / self.views
+
+    @property
+    def archive_counts(self) -> np.ndarray:
+        return self.archive.counts / self.views
+
+    def pooled(self) -> ClassStats:
+        pooled = self.archive
+        for s in self.clients.values():
+            pooled = pooled + s
+        return pooled
+
+    def probs(self) -> np.ndarray:
+        """The pooled discriminant's (tempered) class probabilities on every reference tile."""
+        weight, bias, _ = linear_discriminant(self.pooled(), self.shrinkage)
+        return softmax((self.reference @ weight.T + bias) * self.temperature)
+
+    def fuse(self, targets: np.ndarray) -> np.ndarray:
+        """``targets`` (the soft knowledge on every reference tile) fused with the statistics."""
+        if not self.clients:
+            return targets
+        return fuse_by_evidence(
+            targets, self.probs(), self.archive_counts, self.client_counts, self.discount
+        )
+
+
+def ground_statistics(
+    cfg: RunConfig, backbone: nn.Module, archive: Split, reference: torch.Tensor, num_classes: int
+) -> StatisticsKnowledge:
+    """The ground's side of the statistics: its archive's, and the reference tiles' features,
+    through the same frozen backbone the clients use."""
+    return StatisticsKnowledge(
+        ClassStats.of(features(backbone, archive.x), archive.y.numpy(), num_classes),
+        features(backbone, reference, views=False)[0],
+        views=len(VIEWS),
+        shrinkage=cfg.statistics_shrinkage,
+        temperature=cfg.statistics_temperature,
+        discount=cfg.statistics_discount,
+    )
