@@ -215,6 +215,9 @@ def train(msg: Message, context: Context) -> Message:
         reply = _train_fedavg(msg, context, cfg, partition_id, role)
     else:
         reply = _train_fedkd(msg, context, cfg, partition_id, role)
+    reply_metrics = reply.content.get(keys.METRICS)
+    if isinstance(reply_metrics, MetricRecord):
+        reply_metrics[keys.CLIENT_SECONDS] = time.perf_counter() - started
     idle = fate.idle_seconds(time.perf_counter() - started)
     if idle > 0:
         time.sleep(idle)
@@ -282,6 +285,7 @@ def _train_fedkd(
             keys.TRAIN_LOSS: result.train_loss,
             keys.LOCAL_ACCURACY: result.local_accuracy,
             keys.CLASS_COUNTS: torch.bincount(train_split.y, minlength=fed.num_classes).tolist(),
+            keys.TRAIN_SAMPLES: result.train_samples,
         },
         topk=task.topk,
         statistics=statistics,
@@ -316,7 +320,11 @@ def _train_fedavg(
         {
             keys.FEDAVG_ARRAYS: ArrayRecord(model.state_dict()),
             keys.METRICS: MetricRecord(
-                {keys.NUM_EXAMPLES: len(train_split), keys.TRAIN_LOSS: loss}
+                {
+                    keys.NUM_EXAMPLES: len(train_split),
+                    keys.TRAIN_LOSS: loss,
+                    keys.TRAIN_SAMPLES: task.epochs * len(train_split),
+                }
             ),
             keys.INFO: ConfigRecord({keys.ROLE: role}),
         }

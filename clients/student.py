@@ -28,6 +28,7 @@ class LocalResult:
     num_examples: int
     train_loss: float
     local_accuracy: float
+    train_samples: int = 0  # samples through a training step (forward and backward)
 
 
 def local_round(
@@ -68,10 +69,14 @@ def local_round(
             soft_targets=torch.from_numpy(targets),
             temperature=temperature,
         )
+    hard = max(1, math.ceil(len(train) / steps))
+    samples = settings.epochs * steps * (settings.batch_size + hard)
+    samples += digest_epochs * math.ceil(len(reference) / settings.batch_size) * settings.batch_size
     return LocalResult(
         probs=probs,
         num_examples=len(train),
         train_loss=loss,
+        train_samples=samples,
         local_accuracy=accuracy(student, holdout.x, holdout.y) if len(holdout) else float("nan"),
     )
 

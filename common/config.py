@@ -190,8 +190,8 @@ class RunConfig:
     client_statistics: int = 0
     # teacher weight on class c: a_c / (a_c + discount * n_c) (archive / client tiles of class c)
     statistics_discount: float = 0.2
-    statistics_temperature: float = 0.3  # scale of the discriminant's scores before the softmax
-    statistics_shrinkage: float = 0.1  # covariance shrinkage towards its mean variance
+    statistics_temperature: float = 0.5  # scale of the discriminant's scores before the softmax
+    statistics_shrinkage: float = 0.02  # covariance shrinkage towards its mean variance
     # With statistics the ground refits each client architecture's head on frozen features
     # (server/heads.py): full-batch epochs, rate, and the weight of distillation towards the
     # fused knowledge on the reference tiles beside cross-entropy on the archive

@@ -47,6 +47,10 @@ TRAIN_LOSS = "train-loss"
 LOCAL_ACCURACY = "local-accuracy"
 CLASS_COUNTS = "class-counts"  # list[int]: the client's training tiles per class
 PAYLOAD_BYTES = "payload-bytes"
+# What the round cost the client: samples through a training step (forward and backward), and
+# wall seconds of its train function (without simulated straggler idling)
+TRAIN_SAMPLES = "train-samples"
+CLIENT_SECONDS = "client-seconds"
 
 # Keys inside INFO
 ROLE = "role"

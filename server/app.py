@@ -17,6 +17,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, MetricRecord
 from flwr.serverapp import Grid, ServerApp
 
 from common import keys
+from common.atomic import atomic_write
 from common.class_stats import STATISTICS_BACKBONE
 from common.config import RunConfig
 from common.errors import CodecError
@@ -40,6 +41,7 @@ from server.teacher import TeacherRefiner
 log = logging.getLogger(__name__)
 
 app = ServerApp()
+GLOBAL_STUDENT_FILE = "global-student.pt"  # its state_dict, in out-dir at the end of a run
 
 
 @app.main()
@@ -167,6 +169,9 @@ def run(grid: Grid, cfg: RunConfig) -> None:
         )
     finally:
         _stop_exporter(exporter, cfg.metrics_linger)
+    if out_dir is not None:  # the global student as it ended, for benchmarks and deployment
+        state = {k: v.detach().clone() for k, v in student.model.state_dict().items()}
+        atomic_write(out_dir / GLOBAL_STUDENT_FILE, lambda fh: torch.save(state, fh))
     path = finish(history)
     final = history.rounds[-1].global_accuracy if history.rounds else float("nan")
     log.info("run finished: global-student accuracy %.4f, report %s", final, path)

@@ -68,8 +68,8 @@ class StatisticsKnowledge:
         reference: np.ndarray,
         *,
         views: int = 8,
-        shrinkage: float = 0.1,
-        temperature: float = 0.3,
+        shrinkage: float = 0.02,
+        temperature: float = 0.5,
         discount: float = 0.2,
     ) -> None:
         if reference.ndim != 2 or reference.shape[1] != archive.dim:

@@ -63,6 +63,13 @@ class CountingFedAvg(FedAvg):
         record.bytes_up = sum(
             rec.count_bytes() for m in ok for rec in m.content.array_records.values()
         )
+        for m in ok:
+            reply_metrics = m.content.get(keys.METRICS)
+            if isinstance(reply_metrics, MetricRecord):
+                samples = reply_metrics.get(keys.TRAIN_SAMPLES, 0)
+                seconds = reply_metrics.get(keys.CLIENT_SECONDS, 0.0)
+                record.client_train_samples += samples if isinstance(samples, int) else 0
+                record.client_seconds += float(seconds) if isinstance(seconds, int | float) else 0
         self.current = record
         return super().aggregate_train(server_round, replies)
 

@@ -44,6 +44,10 @@ class RoundRecord:
     # configure_train to the end of aggregate_train: the clients' phase of the round (no
     # server-side distillation or evaluation); what ``skydistill bench scale`` compares.
     train_seconds: float = 0.0
+    # What the clients' work cost, summed over this round's valid replies: samples through a
+    # training step, and the seconds of their train functions.
+    client_train_samples: int = 0
+    client_seconds: float = 0.0
     # What each reply carried: records and array shapes (audit that only soft labels travel).
     replies: list[dict[str, Any]] = field(default_factory=list)
 

@@ -28,6 +28,8 @@ class ClientReply:
     bytes_up: int
     class_counts: tuple[int, ...] | None = None
     statistics: ClassStats | None = None  # only when the server asked for them
+    train_samples: int = 0
+    client_seconds: float = 0.0
     client_name: str = ""
 
 
@@ -99,6 +101,8 @@ def parse_reply(
         bytes_up=bytes_up,
         class_counts=tuple(int(c) for c in counts) if counts is not None else None,
         statistics=statistics,
+        train_samples=_count(metrics, keys.TRAIN_SAMPLES),
+        client_seconds=_cost_seconds(metrics),
         client_name=str(info.get(keys.CLIENT_NAME, "")) if statistics is not None else "",
     )
 
@@ -108,3 +112,17 @@ def _scalar(metrics: MetricRecord, key: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ReplyError("metrics", f"{key} must be a number, got {value!r}")
     return float(value)
+
+
+def _count(metrics: MetricRecord, key: str) -> int:
+    value = metrics.get(key, 0)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ReplyError("metrics", f"{key} must be a non-negative int, got {value!r}")
+    return value
+
+
+def _cost_seconds(metrics: MetricRecord) -> float:
+    value = _scalar(metrics, keys.CLIENT_SECONDS) if keys.CLIENT_SECONDS in metrics else 0.0
+    if not 0.0 <= value < 1e7:
+        raise ReplyError("metrics", f"{keys.CLIENT_SECONDS} must be non-negative, got {value!r}")
+    return value

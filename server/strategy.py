@@ -248,6 +248,8 @@ class FedKD(Strategy):
         record.clients_rejected = sum(reasons.values())
         record.rejections = dict(reasons)
         record.bytes_up = sum(r.bytes_up for r in valid)
+        record.client_train_samples = sum(r.train_samples for r in valid)
+        record.client_seconds = sum(r.client_seconds for r in valid)
         by_role: dict[str, list[float]] = {}
         for r in valid:
             if np.isfinite(r.local_accuracy):

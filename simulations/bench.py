@@ -81,6 +81,16 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "evaluate every model on this labelled folder (<Class>/<tile>) of the same classes",
         type=Path,
     )
+    add_mirror(
+        p,
+        "--ground-gap",
+        "archive-gap",
+        "no gap",
+        "N:KEEP: N classes, chosen by the seed, keep only KEEP of their archive tiles (the rest "
+        "go to the clients): the ground lacks what the fleet sees; the report gives every "
+        "method's accuracy on those scarce classes",
+        metavar="N:KEEP",
+    )
     p.add_argument(
         "--search-rounds",
         type=_NON_NEGATIVE,

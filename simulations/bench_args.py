@@ -42,6 +42,7 @@ def distill_bench(args: argparse.Namespace) -> DistillBench:
         rounds=cfg.num_rounds,
         seed=cfg.seed,
         test_dir=Path(cfg.test_dir) if cfg.test_dir else None,
+        ground_gap=cfg.archive_gap,
         out=args.out,
         search_rounds=args.search_rounds,
         base=cfg,

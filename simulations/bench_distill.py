@@ -42,10 +42,11 @@ from common.atomic import atomic_write
 from common.config import RunConfig
 from common.federation import Federation, Split
 from common.models import build_model, count_parameters
-from common.partition import split_holdout
+from common.partition import scarce_classes, split_holdout
 from common.preinstalled import preinstalled_student
 from common.student_file import load_student
-from common.training import TrainSettings, accuracy, fit
+from common.training import TrainSettings, accuracy, fit, predict_proba
+from server.app import GLOBAL_STUDENT_FILE
 from server.fedavg import GLOBAL_MODEL_FILE
 from server.ground import GroundSegment, prepare
 from server.history import finite_json
@@ -94,6 +95,7 @@ class DistillBench:
     rounds: int = 30
     seed: int = 42
     test_dir: Path | None = None
+    ground_gap: str = ""  # archive-gap of the partition ("3:0.05"), or none
     out: Path = Path("bench/out")
     search_rounds: int = 0  # rounds per FedAvg search point; 0: all of ``rounds``
     centralized_epochs: int = 10
@@ -108,6 +110,7 @@ class DistillBench:
             "num-rounds": self.rounds,
             "seed": self.seed,
             "test-dir": str(self.test_dir.resolve()) if self.test_dir else "",
+            "archive-gap": self.ground_gap,
             "metrics-address": "",
             "metrics-linger": 0.0,
             "evaluate-every": 0,
@@ -130,8 +133,11 @@ def bench_defaults() -> RunConfig:
             "sample-by": "client",
             # Clients keep the student after two distillation-only passes over the targets
             # (+0.6 / +0.7 points of client accuracy in (d) / (e) over 30 rounds at alpha 0.1;
-            # docs/distillation.md).
+            # docs/distillation.md). Only without class statistics.
             "client-digest-epochs": 2,
+            # Clients send class statistics, fused at the ground by evidence, and deploy the
+            # head the ground fits (docs/distillation.md, "Knowledge that a shard carries").
+            "client-statistics": 1,
         }
     )
 
@@ -199,6 +205,18 @@ def _round_accuracies(report: dict[str, Any]) -> list[float]:
     return [float(r["global_accuracy"]) for r in report["rounds"]]
 
 
+def _client_cost(report: dict[str, Any]) -> dict[str, float]:
+    """Training sample-steps and seconds per client-round (per valid reply)."""
+    rounds = report["rounds"]
+    replies = sum(int(r.get("clients_ok", 0)) for r in rounds)
+    samples = sum(int(r.get("client_train_samples", 0)) for r in rounds)
+    seconds = sum(float(r.get("client_seconds", 0.0)) for r in rounds)
+    return {
+        "client_steps_per_round": samples / replies if replies else 0.0,
+        "client_seconds_per_round": seconds / replies if replies else 0.0,
+    }
+
+
 def _traffic(report: dict[str, Any]) -> tuple[int, int]:
     rounds = report["rounds"]
     total = sum(int(r["bytes_up"]) + int(r["bytes_down"]) for r in rounds)
@@ -209,7 +227,8 @@ class Bench:
     def __init__(self, bench: DistillBench) -> None:
         self.bench = bench
         self.out = bench.out.resolve()
-        self.work = self.out / f"distill-a{bench.alpha:g}-c{bench.clients}-s{bench.seed}"
+        gap = f"-gap{bench.ground_gap.replace(':', '_')}" if bench.ground_gap else ""
+        self.work = self.out / f"distill-a{bench.alpha:g}-c{bench.clients}-s{bench.seed}{gap}"
         self.cfg = with_paths(bench.config(), self.work)
         torch.set_num_threads(os.cpu_count() or 1)
         start = time.perf_counter()
@@ -221,6 +240,23 @@ class Bench:
             self.fed.client_splits(k, self.cfg.holdout_fraction, self.cfg.seed)[1]
             for k in range(self.cfg.num_clients)
         ]
+        self.scarce = scarce_classes(self.fed.arrays.labels, self.cfg.split_spec())
+        # what each client starts from: its architecture's pre-installed student
+        self.start = dict(self.ground.preinstalled_accuracy)
+
+    def scarce_accuracy(self, model: nn.Module) -> float | None:
+        """Mean test recall over the classes scarce at the ground (None without a gap)."""
+        if not len(self.scarce):
+            return None
+        pred = predict_proba(model, self.test.x).argmax(1)
+        y = self.test.y.numpy()
+        return float(np.mean([(pred[y == c] == c).mean() for c in self.scarce]))
+
+    def gain_over_start(self, scores: ClientScores, cfg: RunConfig) -> float:
+        """Mean over clients of the deployed model's accuracy minus its starting model's (the
+        pre-installed student of its architecture under ``cfg``)."""
+        starts = [self.start[cfg.arch_of(cfg.role_of(k))] for k in range(cfg.num_clients)]
+        return scores.mean - float(np.mean(starts))
 
     def teacher(self) -> dict[str, Any]:
         teacher = self.ground.teacher
@@ -232,6 +268,9 @@ class Bench:
             # Training the teacher only (~0 when cached); the whole ground preparation,
             # step by step, is the run's ``ground_seconds``.
             seconds=self.ground.seconds.get("teacher", 0.0),
+            scarce_class_accuracy=self.scarce_accuracy(teacher),
+            client_steps_per_round=0.0,
+            client_seconds_per_round=0.0,
         )
 
     def centralized(self) -> dict[str, Any]:
@@ -272,6 +311,8 @@ class Bench:
             seconds=seconds,
             clients=scores,
             train_tiles=len(data),
+            scarce_class_accuracy=self.scarce_accuracy(model),
+            client_gain_over_start=self.gain_over_start(scores, self.method_cfg("tiny")),
         )
 
     def ground_only(self) -> dict[str, Any]:
@@ -290,6 +331,9 @@ class Bench:
             rounds=rounds,
             params={"global": count_parameters(student.model)},
             seconds=time.perf_counter() - start,
+            scarce_class_accuracy=self.scarce_accuracy(student.model),
+            client_steps_per_round=0.0,
+            client_seconds_per_round=0.0,
         )
 
     def federated(
@@ -342,6 +386,10 @@ class Bench:
         total, client_rounds = _traffic(run["report"])
         return _method(
             accuracy(model, self.test.x, self.test.y),
+            strategy="FedAvg",
+            scarce_class_accuracy=self.scarce_accuracy(model),
+            client_gain_over_start=self.gain_over_start(scores, self.method_cfg("tiny")),
+            **_client_cost(run["report"]),
             rounds=_round_accuracies(run["report"]),
             params={"tiny": count_parameters(model)},
             seconds=run["seconds"],
@@ -393,7 +441,19 @@ class Bench:
             aggregation=cfg.aggregation,
             codec=cfg.codec,
             reference_per_round=cfg.reference_per_round,
+            client_statistics=cfg.client_statistics,
+            scarce_class_accuracy=self.scarce_accuracy(self._global_student(out, cfg)),
+            client_gain_over_start=self.gain_over_start(scores, cfg),
+            **_client_cost(report),
         )
+
+    def method_cfg(self, student: str) -> RunConfig:
+        return self.bench.config(student=student)
+
+    def _global_student(self, out: Path, cfg: RunConfig) -> nn.Module:
+        model = build_model(cfg.global_student, self.fed.spec.num_bands, self.fed.num_classes)
+        model.load_state_dict(torch.load(out / GLOBAL_STUDENT_FILE, weights_only=True))
+        return model
 
     def _global_model(self, out: Path) -> nn.Module:
         model = build_model("tiny", self.fed.spec.num_bands, self.fed.num_classes)
@@ -419,12 +479,17 @@ def run_bench(bench: DistillBench) -> dict[str, Any]:
         methods["fedkd"] = b.fedkd(home, "fedkd", student="tiny")
         methods["fedkd_hetero"] = b.fedkd(home, "fedkd_hetero", student="")
     methods["ground_only"] = b.ground_only()
+    control = methods["ground_only"]["final_accuracy"]
+    for name in ("fedkd", "fedkd_hetero"):
+        methods[name]["gain_over_control"] = methods[name]["final_accuracy"] - control
     run = {
         "alpha": bench.alpha,
         "clients": bench.clients,
         "rounds": bench.rounds,
         "seed": bench.seed,
         "test_set": str(bench.test_dir) if bench.test_dir else "internal",
+        "ground_gap": bench.ground_gap,
+        "scarce_classes": [b.fed.spec.classes[c] for c in b.scarce],
         "config": b.cfg.to_mapping(),
         "wall_seconds": time.perf_counter() - started,
         "ground_seconds": {"total": b.prepare_seconds, **b.ground.seconds},
@@ -442,9 +507,21 @@ def write_report(path: Path, run: dict[str, Any]) -> Path:
             runs = list(json.loads(path.read_text()).get("runs", []))
         except (OSError, ValueError):
             log.warning("%s is unreadable: starting a new report", path)
-    same = ("alpha", "clients", "rounds", "seed", "test_set")
-    runs = [r for r in runs if any(r.get(k) != run[k] for k in same)] + [run]
-    runs.sort(key=lambda r: (str(r.get("test_set")), r.get("clients", 0), r.get("alpha", 0)))
+    same = ("alpha", "clients", "rounds", "seed", "test_set", "ground_gap")
+    defaults = {"ground_gap": ""}  # runs written before the key existed had no gap
+    runs = [
+        r
+        for r in runs
+        if any(r.get(k, defaults.get(k)) != run.get(k, defaults.get(k)) for k in same)
+    ] + [run]
+    runs.sort(
+        key=lambda r: (
+            str(r.get("test_set")),
+            str(r.get("ground_gap", "")),
+            r.get("clients", 0),
+            r.get("alpha", 0),
+        )
+    )
     text = json.dumps({"runs": finite_json(runs)}, indent=2).encode()
     path.parent.mkdir(parents=True, exist_ok=True)
     return atomic_write(path, lambda fh: fh.write(text))

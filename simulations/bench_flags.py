@@ -14,6 +14,7 @@ DISTILL_FLAGS = {
     "--rounds": "num-rounds",
     "--seed": "seed",
     "--test-dir": "test-dir",
+    "--ground-gap": "archive-gap",
 }
 DISTILL_DEFAULTS: dict[str, object] = {
     "num-clients": 100,

@@ -65,6 +65,19 @@ def test_bench_distill_writes_a_valid_report_plots_and_docs(
         "ground_only",
     }
     assert len(methods["ground_only"]["rounds"]) == 2
+    assert run["ground_gap"] == "" and run["scarce_classes"] == []
+    for name in ("fedkd", "fedkd_hetero"):  # read against the control without clients
+        gain = methods[name]["final_accuracy"] - methods["ground_only"]["final_accuracy"]
+        assert methods[name]["gain_over_control"] == gain
+        assert methods[name]["client_statistics"] == 1
+    for name in ("fedavg", "fedkd", "fedkd_hetero"):  # and each client against its start
+        assert -1.0 <= methods[name]["client_gain_over_start"] <= 1.0
+        assert methods[name]["client_seconds_per_round"] > 0
+    assert methods["fedavg"]["client_steps_per_round"] > 0
+    assert methods["fedavg"]["strategy"] == "FedAvg"
+    # statistics mode: clients answer with forward passes only, no training step
+    assert methods["fedkd"]["client_steps_per_round"] == 0
+    assert methods["teacher"]["scarce_class_accuracy"] is None
     assert methods["ground_only"]["bytes_total"] == 0
     for name in ("fedavg", "fedkd", "fedkd_hetero"):
         assert len(methods[name]["rounds"]) == 2
@@ -147,3 +160,12 @@ def test_report_keeps_other_runs_and_replaces_the_same_settings(tmp_path: Path) 
     write_report(path, {**base, "alpha": 0.1, "wall_seconds": 3.0})
     runs = json.loads(path.read_text())["runs"]
     assert [(r["alpha"], r["wall_seconds"]) for r in runs] == [(0.1, 3.0), (0.5, 2.0)]
+    # a run with a ground gap is another setting; one without is the same as an older run
+    write_report(path, {**base, "alpha": 0.1, "ground_gap": "3:0.05", "wall_seconds": 4.0})
+    write_report(path, {**base, "alpha": 0.5, "ground_gap": "", "wall_seconds": 5.0})
+    runs = json.loads(path.read_text())["runs"]
+    assert sorted((r["alpha"], r.get("ground_gap", ""), r["wall_seconds"]) for r in runs) == [
+        (0.1, "", 3.0),
+        (0.1, "3:0.05", 4.0),
+        (0.5, "", 5.0),
+    ]

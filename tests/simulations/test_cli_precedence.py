@@ -40,6 +40,7 @@ OTHER: dict[str, str] = {
     "staleness-decay": "0.7",
     "shard-size": "20",
     "reference-per-round": "64",
+    "archive-gap": "3:0.05",
 }
 
 
