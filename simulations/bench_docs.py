@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from simulations.plots import LABELS
+from simulations.plots import LABELS, distill_stem
 
 
 def machine() -> str:
@@ -31,6 +31,17 @@ def machine() -> str:
 
 def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}"
+
+
+def _points(x: float | None) -> str:
+    return "" if x is None else f"{100 * x:+.1f}"
+
+
+def _cost(m: dict[str, Any]) -> str:
+    steps, seconds = m.get("client_steps_per_round"), m.get("client_seconds_per_round")
+    if steps is None or seconds is None:
+        return ""
+    return f"{steps:,.0f} / {seconds:.2f} s"
 
 
 def _bytes(x: float) -> str:
@@ -57,6 +68,7 @@ def _distill_section(report: dict[str, Any], out: Path, img: Path, docs_dir: Pat
         "```",
         "skydistill bench distill --clients 100 --alpha 0.1 --rounds 30",
         "skydistill bench distill --clients 100 --alpha 0.5 --rounds 30",
+        "skydistill bench distill --clients 100 --alpha 0.1 --rounds 30 --ground-gap 3:0.05",
         "```",
         "",
         "Accuracies in %, on the common test set unless marked local. *clients* is the mean "
@@ -66,7 +78,12 @@ def _distill_section(report: dict[str, Any], out: Path, img: Path, docs_dir: Pat
         "client-round and in total. FedAvg's optimiser, learning rate, batch-norm handling "
         "and local epochs come from the search listed under each table. The control row is "
         "the global student of (d) and (e) on the same schedule towards the teacher's labels "
-        "alone, without any client: what (d) gains over it is the clients' contribution.",
+        "alone, without any client: what (d) gains over it is the clients' contribution "
+        "(*vs control*). *vs start* is the mean over clients of the deployed model minus the "
+        "model that client started from (its pre-installed student). *scarce* is the mean "
+        "recall over the classes an archive gap makes scarce at the ground. *client cost* is "
+        "the samples through a training step and the seconds of a client's train function, "
+        "per client-round.",
         "",
     ]
     for run in report["runs"]:
@@ -74,22 +91,28 @@ def _distill_section(report: dict[str, Any], out: Path, img: Path, docs_dir: Pat
         minutes = run.get("wall_seconds", 0) / 60
         lines += [
             f"### alpha {run['alpha']:g}, {run['clients']} clients, {run['rounds']} rounds, "
-            f"test set: {run['test_set']} ({minutes:.0f} min for the whole invocation)",
+            f"test set: {run['test_set']}"
+            + (f", ground gap {run['ground_gap']}" if run.get("ground_gap") else "")
+            + f" ({minutes:.0f} min for the whole invocation)",
             "",
-            "| method | final | clients | local | satellite | drone | ground station "
-            "| bytes / client-round | bytes total | seconds |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| method | final | vs control | scarce | clients | vs start | local | satellite "
+            "| drone | ground station | bytes / client-round | bytes total | client cost "
+            "| seconds |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for name, m in methods.items():
             role = m.get("client_accuracy_by_role", {})
             lines.append(
                 f"| {LABELS.get(name, name)} | {_pct(m['final_accuracy'])} "
+                f"| {_points(m.get('gain_over_control'))} "
+                f"| {_pct(m.get('scarce_class_accuracy'))} "
                 f"| {_pct(m.get('client_accuracy_mean'))} "
+                f"| {_points(m.get('client_gain_over_start'))} "
                 f"| {_pct(m.get('client_local_accuracy_mean'))} "
                 f"| {_pct(role.get('satellite'))} | {_pct(role.get('drone'))} "
                 f"| {_pct(role.get('ground-station'))} "
                 f"| {_bytes(m['bytes_per_client_round'])} | {_bytes(m['bytes_total'])} "
-                f"| {m['seconds']:.0f} |"
+                f"| {_cost(m)} | {m['seconds']:.0f} |"
             )
         ground = run.get("ground_seconds")
         if ground:
@@ -110,7 +133,7 @@ def _distill_section(report: dict[str, Any], out: Path, img: Path, docs_dir: Pat
                 f"{c['learning_rate']:g}, batch norm {c['batch_norm']}, "
                 f"{search['local_epochs']} local epoch(s).",
             ]
-        stem = f"distill-a{run['alpha']:g}"
+        stem = distill_stem(run)
         for kind in ("accuracy", "bytes"):
             src = out / f"{stem}-{kind}.png"
             lines += _figure(src, img, docs_dir, kind)

@@ -46,11 +46,17 @@ LABELS = {
 }
 
 
+def distill_stem(run: dict[str, Any]) -> str:
+    """The plot files' stem of a distill run (alpha, and the ground gap if any)."""
+    gap = str(run.get("ground_gap") or "")
+    return f"distill-a{run['alpha']:g}" + (f"-gap{gap.replace(':', '_')}" if gap else "")
+
+
 def plot_distill(run: dict[str, Any], out: Path) -> list[Path]:
     """distill-accuracy.png (per round) and distill-bytes.png (against cumulative bytes)."""
     methods = run["methods"]
     tag = f"alpha {run['alpha']:g}, {run['clients']} clients"
-    stem = f"distill-a{run['alpha']:g}"
+    stem = distill_stem(run)
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for name, m in methods.items():
         rounds = m["rounds"]
