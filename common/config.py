@@ -264,6 +264,15 @@ class RunConfig:
         total = sum(shares.values())
         if all(RANGES[k].holds(v) for k, v in shares.items()) and total >= 1:
             problems.append(Invalid(" + ".join(shares), round(total, 6), "must be below 1"))
+        if self.client_statistics and self.dp_noise > 0:
+            problems.append(
+                Invalid(
+                    "client-statistics",
+                    self.client_statistics,
+                    "must be 0 with dp-noise > 0: the noise privatises soft predictions, not "
+                    "class statistics (set dp-noise = 0, or client-statistics = 0)",
+                )
+            )
         return problems
 
     @property

@@ -149,3 +149,9 @@ def test_archive_gap_reaches_the_split() -> None:
     spec = RunConfig.from_mapping({"archive-gap": "3:0.05"}).split_spec()
     assert (spec.gap_classes, spec.gap_keep) == (3, 0.05)
     assert RunConfig().split_spec().gap_classes == 0
+
+
+def test_statistics_are_refused_with_differential_privacy() -> None:
+    with pytest.raises(ConfigError, match="privatises soft predictions, not class statistics"):
+        RunConfig.from_mapping({"client-statistics": 1, "dp-noise": 0.5})
+    assert RunConfig.from_mapping({"client-statistics": 1}).client_statistics == 1
