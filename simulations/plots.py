@@ -55,7 +55,9 @@ def distill_stem(run: dict[str, Any]) -> str:
 def plot_distill(run: dict[str, Any], out: Path) -> list[Path]:
     """distill-accuracy.png (per round) and distill-bytes.png (against cumulative bytes)."""
     methods = run["methods"]
-    tag = f"alpha {run['alpha']:g}, {run['clients']} clients"
+    tag = f"alpha {run['alpha']:g}, {run['clients']} clients" + (
+        f", ground gap {run['ground_gap']}" if run.get("ground_gap") else ""
+    )
     stem = distill_stem(run)
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for name, m in methods.items():
