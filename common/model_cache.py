@@ -20,6 +20,18 @@ from common.settings import cache_dir
 
 log = logging.getLogger(__name__)
 
+# What torch.load raises on a missing, truncated or foreign file (a cache entry to retrain).
+UNREADABLE = (
+    RuntimeError,
+    OSError,
+    EOFError,
+    pickle.UnpicklingError,
+    IndexError,
+    ValueError,
+    KeyError,
+    TypeError,
+)
+
 
 def recipe_key(fed: Federation, recipe: Mapping[str, Any]) -> str:
     """Hash of the data (labels, archive split) and the training recipe."""
@@ -45,16 +57,7 @@ def load_cached(name: str, model: nn.Module, fed: Federation, recipe: Mapping[st
     path = cache_path(name, fed, recipe)
     try:
         model.load_state_dict(torch.load(path, weights_only=True))
-    except (
-        RuntimeError,
-        OSError,
-        EOFError,
-        pickle.UnpicklingError,
-        IndexError,
-        ValueError,
-        KeyError,
-        TypeError,
-    ):
+    except UNREADABLE:
         return False
     return True
 
@@ -127,16 +130,7 @@ def load_or_train(
 def _load_weights(name: str, model: nn.Module, path: Path) -> bool:
     try:
         model.load_state_dict(torch.load(path, weights_only=True))
-    except (
-        RuntimeError,
-        OSError,
-        EOFError,
-        pickle.UnpicklingError,
-        IndexError,
-        ValueError,
-        KeyError,
-        TypeError,
-    ) as exc:
+    except UNREADABLE as exc:
         log.warning("%s cache %s is unreadable (%s): training again", name, path, exc)
         return False
     return True
