@@ -7,11 +7,14 @@ import sys
 import time
 from pathlib import Path
 
+from common.settings import PROJECT_ROOT
 from simulations.logstream import LogStream, clean_line, clean_lines, is_irrelevant, pump
 
 # Lines as `flwr log --stream` printed them for a 3-client simulation (flwr 1.42, Ray 2.55);
 # the last one, a client warning as Ray forwards it from its actor, is made up.
 G, Y, R, C = "\x1b[92m", "\x1b[93m", "\x1b[0m", "\x1b[36m"
+# Where Ray's warning names its source: inside this checkout's virtualenv, wherever that is.
+RAY_WORKER = PROJECT_ROOT / ".venv/lib/python3.11/site-packages/ray/_private/worker.py"
 STREAMED = [
     "Using SuperLink: skydistill (127.0.0.1:40731)\n",
     f"{G}INFO {R}:      Starting logstream for run_id `2528606064632296995`\n",
@@ -24,7 +27,7 @@ STREAMED = [
     "2026-12-01 09:29:15,066 INFO server.ground: teacher test accuracy 0.3500\n",
     f"{G}INFO {R}:      \n",
     f"{G}INFO {R}:      [ROUND 1/2]\n",
-    "/work/main/.venv/lib/python3.11/site-packages/ray/_private/worker.py:2051: FutureWarning: "
+    f"{RAY_WORKER}:2051: FutureWarning: "
     "Tip: In future versions of Ray, Ray will no longer override accelerator visible devices "
     "env var if num_gpus=0 or num_gpus=None (default). To enable this behavior and turn off "
     "this error message, set RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO=0\n",
