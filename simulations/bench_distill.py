@@ -44,6 +44,7 @@ from common.federation import Federation, Split
 from common.models import build_model, count_parameters
 from common.partition import scarce_classes, split_holdout
 from common.preinstalled import preinstalled_student
+from common.settings import PROJECT_ROOT
 from common.student_file import load_student
 from common.training import TrainSettings, accuracy, fit, predict_proba
 from server.app import GLOBAL_STUDENT_FILE
@@ -490,13 +491,26 @@ def run_bench(bench: DistillBench) -> dict[str, Any]:
         "test_set": str(bench.test_dir) if bench.test_dir else "internal",
         "ground_gap": bench.ground_gap,
         "scarce_classes": [b.fed.spec.classes[c] for c in b.scarce],
-        "config": b.cfg.to_mapping(),
+        "config": portable_paths(b.cfg.to_mapping()),
         "wall_seconds": time.perf_counter() - started,
         "ground_seconds": {"total": b.prepare_seconds, **b.ground.seconds},
         "methods": methods,
     }
     write_report(bench.out / REPORT, run)
     return run
+
+
+def portable_paths(config: dict[str, Any]) -> dict[str, Any]:
+    """The run config with its folders relative to the repository (``../shared/data``,
+    ``bench/out/...``) where they lie beside or inside it: a report names no one machine."""
+    out = dict(config)
+    for key in ("data-dir", "out-dir", "test-dir"):
+        value = out.get(key)
+        if value:
+            rel = os.path.relpath(value, PROJECT_ROOT)
+            if not rel.startswith(os.path.join(os.pardir, os.pardir)):
+                out[key] = rel
+    return out
 
 
 def write_report(path: Path, run: dict[str, Any]) -> Path:

@@ -169,3 +169,22 @@ def test_report_keeps_other_runs_and_replaces_the_same_settings(tmp_path: Path) 
         (0.1, "3:0.05", 4.0),
         (0.5, "", 5.0),
     ]
+
+
+def test_report_names_folders_relative_to_the_repository() -> None:
+    from simulations.bench_distill import portable_paths
+
+    config = portable_paths(
+        {
+            "data-dir": str(PROJECT_ROOT.parent / "shared" / "data"),
+            "out-dir": str(PROJECT_ROOT / "bench" / "out" / "distill-a0.1-c100-s42"),
+            "test-dir": "/elsewhere/entirely/test",
+            "seed": 42,
+        }
+    )
+    assert config == {
+        "data-dir": "../shared/data",
+        "out-dir": "bench/out/distill-a0.1-c100-s42",
+        "test-dir": "/elsewhere/entirely/test",  # far from the repository: kept as given
+        "seed": 42,
+    }
