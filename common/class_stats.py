@@ -53,6 +53,30 @@ def _width(model: nn.Module) -> int:
 
 
 @dataclass(frozen=True)
+class GroundFeatures:
+    """One backbone's features of the ground's tiles, computed once per run: the archive's
+    under every view (views, N, D) with its labels (N,), and the reference tiles' (N_ref, D)."""
+
+    archive: np.ndarray
+    labels: np.ndarray
+    reference: np.ndarray
+
+    @classmethod
+    def of(
+        cls,
+        backbone: nn.Module,
+        archive_x: torch.Tensor,
+        archive_y: torch.Tensor,
+        reference: torch.Tensor,
+    ) -> GroundFeatures:
+        return cls(
+            features(backbone, archive_x),
+            archive_y.numpy(),
+            features(backbone, reference, views=False)[0],
+        )
+
+
+@dataclass(frozen=True)
 class ClassStats:
     """Per-class counts (C,), feature sums (C, D) and the summed outer product (D, D)."""
 

@@ -18,7 +18,7 @@ from flwr.serverapp import Grid, ServerApp
 
 from common import keys
 from common.atomic import atomic_write
-from common.class_stats import STATISTICS_BACKBONE
+from common.class_stats import STATISTICS_BACKBONE, GroundFeatures
 from common.config import RunConfig
 from common.errors import CodecError
 from common.preinstalled import preinstalled_student
@@ -77,6 +77,9 @@ def run(grid: Grid, cfg: RunConfig) -> None:
         mix_start=cfg.teacher_mix_start,
         num_rounds=cfg.num_rounds,
     )
+    statistics, heads = (
+        _statistics_and_heads(cfg, ground) if cfg.client_statistics else (None, None)
+    )
     strategy = FedKD(
         knowledge,
         codec=cfg.codec_mode,
@@ -92,8 +95,8 @@ def run(grid: Grid, cfg: RunConfig) -> None:
         num_rounds=cfg.num_rounds,
         schedule=build_schedule(cfg) if cfg.scenario else None,
         sample_by_client=cfg.sample_by == "client",
-        statistics=_statistics(cfg, ground) if cfg.client_statistics else None,
-        heads=_heads(cfg, ground) if cfg.client_statistics else None,
+        statistics=statistics,
+        heads=heads,
     )
     if strategy.schedule is not None or strategy.sample_by_client:
         strategy.node_clients = discover_clients(grid, cfg.num_clients)
@@ -177,28 +180,26 @@ def run(grid: Grid, cfg: RunConfig) -> None:
     log.info("run finished: global-student accuracy %.4f, report %s", final, path)
 
 
-def _statistics(cfg: RunConfig, ground: GroundSegment) -> StatisticsKnowledge:
-    """The archive's class statistics and the reference features through the shared backbone."""
-    backbone = preinstalled_student(cfg, ground.fed, STATISTICS_BACKBONE)
-    student = ground.student
-    return ground_statistics(
-        cfg, backbone, student.archive, student.reference, ground.fed.num_classes
-    )
-
-
-def _heads(cfg: RunConfig, ground: GroundSegment) -> DeployedHeads:
-    """The heads the ground fits for the architectures of the run's roles."""
+def _statistics_and_heads(
+    cfg: RunConfig, ground: GroundSegment
+) -> tuple[StatisticsKnowledge, DeployedHeads]:
+    """The archive's class statistics through the shared backbone, and the heads the ground
+    fits for the architectures of the run's roles; each backbone's features computed once."""
     student = ground.student
     archs = sorted({cfg.arch_of(role) for role in cfg.role_cycle})
-    heads = {
-        arch: ArchHead(
-            preinstalled_student(cfg, ground.fed, arch), student.archive, student.reference
-        )
-        for arch in archs
+    models = {a: preinstalled_student(cfg, ground.fed, a) for a in {*archs, STATISTICS_BACKBONE}}
+    feats = {
+        a: GroundFeatures.of(m, student.archive.x, student.archive.y, student.reference)
+        for a, m in models.items()
     }
-    return DeployedHeads(
-        heads, epochs=cfg.head_epochs, lr=cfg.head_lr, kd_weight=cfg.head_kd_weight
+    heads = DeployedHeads(
+        {a: ArchHead(models[a], feats[a]) for a in archs},
+        epochs=cfg.head_epochs,
+        lr=cfg.head_lr,
+        kd_weight=cfg.head_kd_weight,
     )
+    statistics = ground_statistics(cfg, feats[STATISTICS_BACKBONE], ground.fed.num_classes)
+    return statistics, heads
 
 
 def refine_teacher(

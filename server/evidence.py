@@ -21,12 +21,9 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-import torch
-from torch import nn
 
-from common.class_stats import VIEWS, ClassStats, features, linear_discriminant
+from common.class_stats import ClassStats, GroundFeatures, linear_discriminant
 from common.config import RunConfig
-from common.federation import Split
 
 log = logging.getLogger(__name__)
 
@@ -118,14 +115,14 @@ class StatisticsKnowledge:
 
 
 def ground_statistics(
-    cfg: RunConfig, backbone: nn.Module, archive: Split, reference: torch.Tensor, num_classes: int
+    cfg: RunConfig, feats: GroundFeatures, num_classes: int
 ) -> StatisticsKnowledge:
     """The ground's side of the statistics: its archive's, and the reference tiles' features,
     through the same frozen backbone the clients use."""
     return StatisticsKnowledge(
-        ClassStats.of(features(backbone, archive.x), archive.y.numpy(), num_classes),
-        features(backbone, reference, views=False)[0],
-        views=len(VIEWS),
+        ClassStats.of(feats.archive, feats.labels, num_classes),
+        feats.reference,
+        views=feats.archive.shape[0],
         shrinkage=cfg.statistics_shrinkage,
         temperature=cfg.statistics_temperature,
         discount=cfg.statistics_discount,

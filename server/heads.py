@@ -17,8 +17,7 @@ import torch
 from flwr.app import Array, ArrayRecord
 from torch import nn
 
-from common.class_stats import features
-from common.federation import Split
+from common.class_stats import GroundFeatures
 
 
 def head_keys(arch: str) -> tuple[str, str]:
@@ -26,16 +25,16 @@ def head_keys(arch: str) -> tuple[str, str]:
 
 
 class ArchHead:
-    """One architecture's frozen features (archive with labels, reference tiles)."""
+    """One architecture's head, refit on its frozen features (archive with labels, reference)."""
 
-    def __init__(self, model: nn.Module, archive: Split, reference: torch.Tensor) -> None:
+    def __init__(self, model: nn.Module, feats: GroundFeatures) -> None:
         head = model.head
         if not isinstance(head, nn.Linear):
             raise TypeError("a student with a linear head is needed")
-        z = features(model, archive.x)
+        z = feats.archive
         self.archive = torch.from_numpy(z.reshape(-1, z.shape[-1])).float()
-        self.labels = torch.from_numpy(np.tile(archive.y.numpy(), z.shape[0]))
-        self.reference = torch.from_numpy(features(model, reference, views=False)[0]).float()
+        self.labels = torch.from_numpy(np.tile(feats.labels, z.shape[0]))
+        self.reference = torch.from_numpy(feats.reference).float()
         self.weight0 = head.weight.detach().clone().float()
         self.bias0 = head.bias.detach().clone().float()
 

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -17,10 +18,9 @@ from simulations.simulate import simulate
 REF_PER_ROUND = 8
 
 
-def test_three_clients_two_rounds_only_soft_predictions_travel(
-    fixture_data: Path, tmp_path: Path
-) -> None:
-    cfg = RunConfig(
+def _three_clients(fixture_data: Path, **overrides: Any) -> RunConfig:
+    """3 clients, 2 rounds, every client each round, 8 reference tiles: a small real run."""
+    return RunConfig(
         data_dir=str(fixture_data),
         num_clients=3,
         num_rounds=2,
@@ -29,8 +29,14 @@ def test_three_clients_two_rounds_only_soft_predictions_travel(
         teacher_epochs=2,
         codec="int8",
         metrics_linger=0.0,
-        evaluate_every=2,
+        **overrides,
     )
+
+
+def test_three_clients_two_rounds_only_soft_predictions_travel(
+    fixture_data: Path, tmp_path: Path
+) -> None:
+    cfg = _three_clients(fixture_data, evaluate_every=2)
     report = simulate(cfg, tmp_path / "run", progress=False)
     on_disk = json.loads((tmp_path / "run" / "report.json").read_text())
     assert on_disk == report
@@ -80,18 +86,7 @@ def test_statistics_mode_sends_statistics_once_and_deploys_the_grounds_head(
     from clients.app import latest_student
     from common.student_file import load_student
 
-    cfg = RunConfig(
-        data_dir=str(fixture_data),
-        num_clients=3,
-        num_rounds=2,
-        fraction_train=1.0,
-        reference_per_round=REF_PER_ROUND,
-        teacher_epochs=2,
-        codec="int8",
-        metrics_linger=0.0,
-        client_statistics=1,
-        head_epochs=5,
-    )
+    cfg = _three_clients(fixture_data, client_statistics=1, head_epochs=5)
     out = tmp_path / "run"
     report = simulate(cfg, out, progress=False)
     first, second = report["rounds"]
