@@ -28,6 +28,7 @@ class FedAvgInstruction:
     epochs: int
     freeze_bn: bool
     stats: BandStats
+    proximal_mu: float = 0.0  # FedProx's proximal weight (0: plain FedAvg)
 
 
 def parse_fedavg(msg: Message) -> FedAvgInstruction:
@@ -50,13 +51,15 @@ def parse_fedavg(msg: Message) -> FedAvgInstruction:
                 tuple(float(v) for v in config[keys.NORM_MEAN]),  # type: ignore[union-attr]
                 tuple(float(v) for v in config[keys.NORM_STD]),  # type: ignore[union-attr]
             ),
+            proximal_mu=float(config.get(keys.PROXIMAL_MU, 0.0)),  # type: ignore[arg-type]
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ReplyError("config", f"FedAvg train message is incomplete: {exc}") from exc
 
 
 def local_fedavg(model: nn.Module, task: FedAvgInstruction, train: Split, seed: int) -> float:
-    """Local epochs of cross-entropy on the shard; returns the last epoch's mean loss."""
+    """Local epochs of cross-entropy on the shard (plus FedProx's proximal term towards the
+    received weights when the server sends ``proximal-mu``); returns the last epoch's mean loss."""
     model.load_state_dict(task.arrays.to_torch_state_dict())
     settings = TrainSettings(
         epochs=task.epochs,
@@ -68,4 +71,4 @@ def local_fedavg(model: nn.Module, task: FedAvgInstruction, train: Split, seed: 
     optimizer: torch.optim.Optimizer | None = None
     if task.optimizer == "sgd":
         optimizer = torch.optim.SGD(model.parameters(), lr=task.learning_rate, momentum=0.9)
-    return fit(model, settings, train.x, train.y, optimizer=optimizer)
+    return fit(model, settings, train.x, train.y, optimizer=optimizer, proximal_mu=task.proximal_mu)

@@ -21,6 +21,7 @@ AGGREGATIONS = ("mean", "class-weighted", "entropy-reduced", "trimmed-mean", "me
 METHODS = ("fedkd", "fedavg")
 CLIENT_INITS = ("pretrained", "scratch")
 OPTIMIZERS = ("adam", "sgd")
+FEDAVG_STRATEGIES = ("FedAvg", "FedProx", "FedAdam")  # Flower's own strategies, by class name
 BATCH_NORM = ("train", "frozen")
 SCHEDULES = ("contact-aware", "synchronous")
 SAMPLE_BY = ("node", "client")
@@ -162,6 +163,11 @@ class RunConfig:
     fedavg_lr: float = 0.0001
     fedavg_epochs: int = 1
     fedavg_bn: str = "train"
+    # The baseline's strategy: FedAvg, FedProx (clients add fedprox-mu/2 * |w - w_global|^2)
+    # or FedAdam (server-side Adam at rate fedadam-eta on the clients' mean update)
+    fedavg_strategy: str = "FedAvg"
+    fedprox_mu: float = 0.01
+    fedadam_eta: float = 0.001
     test_dir: str = ""  # an external labelled folder to evaluate on instead of the test split
     dp_noise: float = 0.0  # Gaussian noise multiplier on shared predictions (0: no DP)
     dp_clip: float = 1.0  # L2 clip of each prediction row before the noise
@@ -221,6 +227,7 @@ class RunConfig:
             "client-init": (self.client_init, CLIENT_INITS),
             "fedavg-optimizer": (self.fedavg_optimizer, OPTIMIZERS),
             "fedavg-bn": (self.fedavg_bn, BATCH_NORM),
+            "fedavg-strategy": (self.fedavg_strategy, FEDAVG_STRATEGIES),
             "client-bn": (self.client_bn, BATCH_NORM),
             "attack": (self.attack, ATTACKS),
             "schedule": (self.schedule, SCHEDULES),

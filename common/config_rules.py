@@ -98,6 +98,8 @@ RANGES: dict[str, Range] = {
     "client-digest-epochs": Range(0, note="0 = off"),
     "fedavg-lr": POSITIVE,
     "fedavg-epochs": AT_LEAST_ONE,
+    "fedprox-mu": Range(0, note="0 = plain FedAvg on the clients"),
+    "fedadam-eta": POSITIVE,
     "dp-noise": Range(0, note="0 = no noise"),
     "dp-clip": POSITIVE,
     "attackers": Range(0, 1, high_open=True, note="a fraction of the clients"),

@@ -28,6 +28,7 @@ FEDAVG_OPTIMIZER = "optimizer"
 FEDAVG_LR = "learning-rate"
 FEDAVG_EPOCHS = "local-epochs"
 FREEZE_BN = "freeze-bn"
+PROXIMAL_MU = "proximal-mu"  # set by Flower's FedProx in the train config
 
 # Client -> server (train reply)
 PREDICTIONS = "predictions"  # ArrayRecord: encoded soft predictions on exactly INDICES

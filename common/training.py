@@ -98,6 +98,7 @@ def fit(
     hard_batch_size: int | None = None,
     lr_at: Callable[[int], float] | None = None,
     progress: str | None = None,
+    proximal_mu: float = 0.0,
 ) -> float:
     """Cross-entropy on (x, y) plus ``kd_weight`` * T^2 KL towards ``soft_targets`` on ``x_soft``.
 
@@ -111,7 +112,8 @@ def fit(
     replaces :func:`one_cycle` by another rate per global step (e.g. :func:`resumed_cycle`).
     Pass the same ``optimizer`` to keep its moments across calls. ``progress``: show a tqdm
     bar on stderr, described as ``"<progress>: epoch e/E"`` (None: silent, as inside a
-    ServerApp or a test). Returns the mean loss of the last epoch.
+    ServerApp or a test). ``proximal_mu`` > 0 adds FedProx's ``mu / 2 * |w - w_0|^2`` towards
+    the weights the call started from. Returns the mean loss of the last epoch.
     """
     has_ce = x is not None and y is not None and len(x) > 0
     has_kd = x_soft is not None and soft_targets is not None and len(x_soft) > 0
@@ -132,6 +134,7 @@ def fit(
         for module in model.modules():
             if isinstance(module, nn.modules.batchnorm._BatchNorm):
                 module.eval()
+    anchor = [p.detach().clone() for p in model.parameters()] if proximal_mu > 0 else []
     last = float("nan")
     with _progress_bar(progress, settings.epochs, steps) as bar:
         for epoch in range(settings.epochs):
@@ -165,6 +168,12 @@ def fit(
                     loss = loss + kd_weight * kd_loss(
                         logits[n_hard:], soft_targets[kd_idx[step]], temperature
                     )
+                if anchor:
+                    drift = sum(
+                        ((p - a) ** 2).sum()
+                        for p, a in zip(model.parameters(), anchor, strict=True)
+                    )
+                    loss = loss + proximal_mu / 2 * drift
                 for group in opt.param_groups:
                     group["lr"] = rate(global_step)
                 global_step += 1

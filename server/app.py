@@ -19,7 +19,7 @@ from flwr.serverapp import Grid, ServerApp
 from common import keys
 from common.atomic import atomic_write
 from common.class_stats import STATISTICS_BACKBONE, GroundFeatures
-from common.config import RunConfig
+from common.config import ROLE_STUDENTS, RunConfig
 from common.errors import CodecError
 from common.preinstalled import preinstalled_student
 from server import metrics
@@ -98,8 +98,13 @@ def run(grid: Grid, cfg: RunConfig) -> None:
         statistics=statistics,
         heads=heads,
     )
-    if strategy.schedule is not None or strategy.sample_by_client:
-        strategy.node_clients = discover_clients(grid, cfg.num_clients)
+    if strategy.schedule is not None or strategy.sample_by_client or heads is not None:
+        # heads: each node is sent only its own architecture's
+        directory = discover_clients(grid, cfg.num_clients)
+        strategy.node_clients = directory.clients
+        strategy.node_archs = {
+            n: cfg.arch_of(role) for n, role in directory.roles.items() if role in ROLE_STUDENTS
+        }
     refiner = None
     if cfg.teacher_refine_epochs > 0:
         refiner = TeacherRefiner(

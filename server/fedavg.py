@@ -1,9 +1,12 @@
-"""The FedAvg baseline: Flower's own ``FedAvg`` strategy on one student architecture.
+"""The FedAvg-family baseline: Flower's own ``FedAvg``, ``FedProx`` or ``FedAdam`` strategy
+on one student architecture (run config ``fedavg-strategy``).
 
-Every client trains the same student and sends its weights back; the server averages them.
-It starts from the same pre-installed student the distillation clients start from (trained at
-the ground segment on the archive), so both methods use the same labelled data. The subclass
-only counts what travelled, so the report has the same fields as a distillation run.
+Every client trains the same student and sends its weights back; the server averages them
+(FedProx: the clients add a proximal term towards the received weights; FedAdam: the server
+takes an Adam step along the clients' mean update). It starts from the same pre-installed
+student the distillation clients start from (trained at the ground segment on the archive),
+so every method uses the same labelled data. The subclasses only count what travelled, so the
+report has the same fields as a distillation run.
 """
 
 from __future__ import annotations
@@ -13,10 +16,11 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
 import torch
-from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
-from flwr.serverapp.strategy import FedAvg
+from flwr.serverapp.strategy import FedAdam, FedAvg, FedProx
 
 from common import keys
 from common.atomic import atomic_write
@@ -32,8 +36,14 @@ log = logging.getLogger(__name__)
 GLOBAL_MODEL_FILE = "global-model.pt"
 
 
-class CountingFedAvg(FedAvg):
-    """Flower's ``FedAvg``, recording clients and bytes per round in a :class:`RoundRecord`."""
+# Batch-norm buffers are statistics, not parameters: FedAdam averages them, never steps them
+# (an Adam step can drive a running variance below zero).
+BUFFER_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
+
+
+class Counting(FedAvg):
+    """Records clients and bytes per round in a :class:`RoundRecord`; mixed into each of
+    Flower's strategies below (``class CountingFedProx(Counting, FedProx)``)."""
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
@@ -74,19 +84,77 @@ class CountingFedAvg(FedAvg):
         return super().aggregate_train(server_round, replies)
 
 
+class CountingFedAvg(Counting, FedAvg):
+    """Flower's ``FedAvg``, counted."""
+
+
+class CountingFedProx(Counting, FedProx):
+    """Flower's ``FedProx`` (it sends ``proximal-mu`` in the train config), counted."""
+
+
+class CountingFedAdam(Counting, FedAdam):
+    """Flower's ``FedAdam``, counted; batch-norm buffers take the clients' weighted mean."""
+
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        replies = list(replies)
+        arrays, aggregated = super().aggregate_train(server_round, replies)
+        if arrays is None:
+            return arrays, aggregated
+        means = _buffer_means(replies, self.weighted_by_key)
+        for key, mean in means.items():
+            arrays[key] = Array(mean)
+        return arrays, aggregated
+
+
+def _buffer_means(replies: list[Message], weight_key: str) -> dict[str, np.ndarray]:
+    """The weighted mean of every batch-norm buffer over the replies without error, in the
+    buffer's own dtype."""
+    sums: dict[str, np.ndarray] = {}
+    dtypes: dict[str, np.dtype] = {}
+    total = 0.0
+    for m in replies:
+        reply_metrics = None if m.has_error() else m.content.get(keys.METRICS)
+        raw = reply_metrics.get(weight_key, 0) if isinstance(reply_metrics, MetricRecord) else 0
+        weight = float(raw) if isinstance(raw, int | float) else 0.0
+        record = m.content.get(keys.FEDAVG_ARRAYS) if reply_metrics is not None else None
+        if weight <= 0 or not isinstance(record, ArrayRecord):
+            continue
+        total += weight
+        for key, array in record.items():
+            if key.endswith(BUFFER_SUFFIXES):
+                values = array.numpy()
+                dtypes[key] = values.dtype
+                sums[key] = sums.get(key, 0.0) + weight * values.astype(np.float64)
+    if total <= 0:
+        return {}
+    return {k: np.asarray(v / total).astype(dtypes[k]) for k, v in sums.items()}
+
+
+def fedavg_strategy(cfg: RunConfig) -> Counting:
+    """The counted Flower strategy that ``fedavg-strategy`` names."""
+    common: dict[str, object] = {
+        "fraction_train": cfg.fraction_train,
+        "fraction_evaluate": 0.0,
+        "min_train_nodes": cfg.min_train_clients,
+        "min_available_nodes": cfg.min_train_clients,
+        "weighted_by_key": keys.NUM_EXAMPLES,
+    }
+    if cfg.fedavg_strategy == "FedProx":
+        return CountingFedProx(proximal_mu=cfg.fedprox_mu, **common)
+    if cfg.fedavg_strategy == "FedAdam":
+        return CountingFedAdam(eta=cfg.fedadam_eta, **common)
+    return CountingFedAvg(**common)
+
+
 def run_fedavg(grid: Grid, cfg: RunConfig, ground: GroundSegment, history: History) -> None:
     arch = cfg.student or "tiny"
     fed = ground.fed
     model = preinstalled_student(cfg, fed, arch)
     test = fed.test_split()
     history.start_accuracy = accuracy(model, test.x, test.y)
-    strategy = CountingFedAvg(
-        fraction_train=cfg.fraction_train,
-        fraction_evaluate=0.0,
-        min_train_nodes=cfg.min_train_clients,
-        min_available_nodes=cfg.min_train_clients,
-        weighted_by_key=keys.NUM_EXAMPLES,
-    )
+    strategy = fedavg_strategy(cfg)
 
     def evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
         record = strategy.current
@@ -110,9 +178,10 @@ def run_fedavg(grid: Grid, cfg: RunConfig, ground: GroundSegment, history: Histo
             keys.FREEZE_BN: int(cfg.fedavg_bn == "frozen"),
         }
     )
-    metrics.set_run_info("FedAvg", "weighted-mean", "fp32-weights", cfg.dataset)
+    metrics.set_run_info(cfg.fedavg_strategy, "weighted-mean", "fp32-weights", cfg.dataset)
     log.info(
-        "FedAvg baseline: %s student, %s lr %g, %d local epochs, batch norm %s",
+        "%s baseline: %s student, %s lr %g, %d local epochs, batch norm %s",
+        cfg.fedavg_strategy,
         arch,
         cfg.fedavg_optimizer,
         cfg.fedavg_lr,

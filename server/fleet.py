@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 
 from flwr.app import ConfigRecord, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
@@ -63,22 +64,35 @@ def build_schedule(cfg: RunConfig) -> Schedule[ClientReply]:
     )
 
 
+@dataclass(frozen=True)
+class Directory:
+    """Who each connected node is: its partition id (= scenario client) and its role."""
+
+    clients: dict[int, int]  # node id -> partition id
+    roles: dict[int, str]  # node id -> role
+
+
 def discover_clients(
     grid: Grid, expected: int, *, timeout: float = 600.0, wait: float = 300.0
-) -> dict[int, int]:
-    """node id -> partition id of every connected node (asks each node once)."""
+) -> Directory:
+    """Every connected node's partition id and role (asks each node once)."""
     deadline = time.monotonic() + wait
     while len(nodes := sorted(grid.get_node_ids())) < expected and time.monotonic() < deadline:
         time.sleep(1.0)
     content = RecordDict({keys.TRAIN_CONFIG: ConfigRecord({})})
     messages = [Message(content, dst_node_id=n, message_type=MessageType.QUERY) for n in nodes]
     found: dict[int, int] = {}
+    roles: dict[int, str] = {}
     for reply in grid.send_and_receive(messages, timeout=timeout):
         info = None if reply.has_error() else reply.content.get(keys.INFO)
-        pid = info.get(keys.PARTITION_ID) if isinstance(info, ConfigRecord) else None
+        if not isinstance(info, ConfigRecord):
+            continue
+        pid, role = info.get(keys.PARTITION_ID), info.get(keys.ROLE)
         if isinstance(pid, int):
             found[reply.metadata.src_node_id] = pid
+        if isinstance(role, str):
+            roles[reply.metadata.src_node_id] = role
     log.info("discovered %d of %d nodes' scenario clients", len(found), len(nodes))
     if len(found) < expected:
         log.warning("only %d of %d nodes answered: the others get no work", len(found), expected)
-    return found
+    return Directory(found, roles)

@@ -12,6 +12,8 @@ shard. docs/distillation.md has the measurements.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 import torch
 from flwr.app import Array, ArrayRecord
@@ -82,12 +84,18 @@ class DeployedHeads:
                 targets, epochs=self.epochs, lr=self.lr, kd_weight=self.kd_weight
             )
 
-    def record(self) -> ArrayRecord:
-        """Every architecture's head (float16 on the wire)."""
+    def record(self, archs: Iterable[str] | None = None) -> ArrayRecord:
+        """The heads of ``archs`` (None: every architecture's), float16 on the wire. An
+        architecture the run has no head for sends every head (the client picks its own)."""
         if not self.current:
             self.fit(None)
+        wanted = set(self.current) if archs is None else set(archs)
+        if not wanted <= set(self.current):
+            wanted = set(self.current)
         arrays = {}
-        for arch, (weight, bias) in self.current.items():
+        for arch, (weight, bias) in sorted(self.current.items()):
+            if arch not in wanted:
+                continue
             kw, kb = head_keys(arch)
             arrays[kw] = Array(weight.astype(np.float16))
             arrays[kb] = Array(bias.astype(np.float16))

@@ -44,6 +44,11 @@ KNOWLEDGE = "knowledge"
 MAX_STALENESS = 100  # rounds of reference indices kept for replies that arrive late
 
 
+def _content_bytes(content: RecordDict) -> int:
+    """Bytes of a message's arrays (what ``count_bytes`` of every ArrayRecord adds up to)."""
+    return sum(r.count_bytes() for r in content.values() if isinstance(r, ArrayRecord))
+
+
 def describe_reply(msg: Message) -> dict[str, Any]:
     """Records and array shapes a reply carried (no values), for the audit trail."""
     if msg.has_error():
@@ -117,8 +122,18 @@ class FedKD(Strategy):
         self.updated = False  # did the last round change the knowledge?
         # Class statistics (client-statistics = 1): asked of every client, pooled, fused in.
         self.statistics = statistics
-        # The heads the ground fits for each client architecture (statistics mode), sent down
+        # The heads the ground fits for each client architecture (statistics mode), sent down:
+        # to each node its own architecture's when ``node_archs`` (node id -> architecture,
+        # from discover_clients) knows it, else every architecture's.
         self.heads = heads
+        self.node_archs: dict[int, str] = {}
+
+    @property
+    def asks_predictions(self) -> bool:
+        """Do clients answer on reference tiles? Not in statistics mode: a client's backbone
+        stays the pre-installed one and its head is the ground's, so its predictions would be
+        what the ground can compute itself; what the shard teaches travels as statistics."""
+        return self.statistics is None
 
     @property
     def sampler_state(self) -> tuple[object, ...]:
@@ -185,7 +200,8 @@ class FedKD(Strategy):
         node_ids = self._sample_nodes(grid) if plan is None else self._nodes_of(plan)
         rng = np.random.default_rng([self.seed, server_round])
         n_ref = self.knowledge.shape[0]
-        self._indices = np.sort(rng.choice(n_ref, size=self.reference_per_round, replace=False))
+        per_round = self.reference_per_round if self.asks_predictions else 0
+        self._indices = np.sort(rng.choice(n_ref, size=per_round, replace=False))
         if self.schedule is None:
             self._issued.clear()
         self._issued[server_round] = self._indices
@@ -201,23 +217,29 @@ class FedKD(Strategy):
         cfg[keys.TOPK] = self.topk
         if self.statistics is not None:
             cfg[keys.SEND_STATISTICS] = 1
-        content = RecordDict({keys.TARGETS: record, keys.TRAIN_CONFIG: cfg})
-        down = record.count_bytes()
+        contents = {
+            arch: RecordDict({keys.TARGETS: record, keys.TRAIN_CONFIG: cfg})
+            for arch in {self.node_archs.get(n) for n in node_ids}
+        }
         if self.heads is not None:
-            heads = self.heads.record()
-            content[keys.HEADS] = heads
-            down += heads.count_bytes()
+            for arch, content in contents.items():
+                content[keys.HEADS] = self.heads.record(None if arch is None else [arch])
+        messages = [
+            Message(
+                content=contents[self.node_archs.get(node)],
+                dst_node_id=node,
+                message_type=MessageType.TRAIN,
+            )
+            for node in node_ids
+        ]
         self.current = RoundRecord(
             round=server_round,
             clients_selected=len(node_ids),
-            bytes_down=down * len(node_ids),
+            bytes_down=sum(_content_bytes(m.content) for m in messages),
             simulated_hours=None if plan is None else plan.end,
         )
         log.info("round %d: %d clients selected", server_round, len(node_ids))
-        return [
-            Message(content=content, dst_node_id=node, message_type=MessageType.TRAIN)
-            for node in node_ids
-        ]
+        return messages
 
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
@@ -257,6 +279,8 @@ class FedKD(Strategy):
         record.client_accuracy = {role: float(np.mean(v)) for role, v in sorted(by_role.items())}
         self.current = record
         self.updated = False
+        if not self.asks_predictions:  # statistics mode: the replies carry no predictions
+            return self._statistics_round(record, valid)
         groups = {server_round: (valid, [1.0] * len(valid))}
         if self.schedule is not None:
             groups = self._settle(server_round, record, dict(zip(senders, valid, strict=True)))
@@ -282,6 +306,26 @@ class FedKD(Strategy):
             {
                 "clients-ok": record.clients_ok,
                 "num-examples": sum(r.num_examples for r in used),
+                "teacher-agreement": record.teacher_agreement,
+            }
+        )
+        return self.knowledge_record(), metrics
+
+    def _statistics_round(
+        self, record: RoundRecord, valid: list[ClientReply]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        """Pool the round's new class statistics into the knowledge (nothing else arrives)."""
+        if not valid:
+            log.warning("round %d: no valid replies, knowledge unchanged", record.round)
+            return None, None
+        known = len(self.statistics.clients) if self.statistics is not None else 0
+        self._pool_statistics(valid)
+        self.updated = self.statistics is not None and len(self.statistics.clients) > known
+        record.teacher_agreement = self.knowledge.teacher_agreement()
+        metrics = MetricRecord(
+            {
+                "clients-ok": record.clients_ok,
+                "num-examples": sum(r.num_examples for r in valid),
                 "teacher-agreement": record.teacher_agreement,
             }
         )

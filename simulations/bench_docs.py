@@ -75,8 +75,10 @@ def _distill_section(report: dict[str, Any], out: Path, img: Path, docs_dir: Pat
         "over all clients of the model each would deploy (its own student for distillation, "
         "the global model for FedAvg and the centralised model); *local* is the same on each "
         "client's own held-out split. Bytes are counted as they travel (up + down), per "
-        "client-round and in total. FedAvg's optimiser, learning rate, batch-norm handling "
-        "and local epochs come from the search listed under each table. The control row is "
+        "client-round and in total. (c) is the best of Flower's FedAvg, FedProx and FedAdam by "
+        "validation accuracy; FedAvg's optimiser, learning rate, batch-norm handling and local "
+        "epochs come from the search listed under each table, FedProx's mu and FedAdam's "
+        "server rate from their own searches on those settings. The control row is "
         "the global student of (d) and (e) on the same schedule towards the teacher's labels "
         "alone, without any client: what (d) gains over it is the clients' contribution "
         "(*vs control*). *vs start* is the mean over clients of the deployed model minus the "
@@ -100,10 +102,10 @@ def _distill_section(report: dict[str, Any], out: Path, img: Path, docs_dir: Pat
             "| seconds |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
-        for name, m in methods.items():
+        for label, m in _rows(methods):
             role = m.get("client_accuracy_by_role", {})
             lines.append(
-                f"| {LABELS.get(name, name)} | {_pct(m['final_accuracy'])} "
+                f"| {label} | {_pct(m['final_accuracy'])} "
                 f"| {_points(m.get('gain_over_control'))} "
                 f"| {_pct(m.get('scarce_class_accuracy'))} "
                 f"| {_pct(m.get('client_accuracy_mean'))} "
@@ -118,27 +120,57 @@ def _distill_section(report: dict[str, Any], out: Path, img: Path, docs_dir: Pat
         if ground:
             steps = ", ".join(f"{k} {v:.0f} s" for k, v in ground.items() if k != "total")
             lines += ["", f"Ground preparation {ground['total']:.0f} s ({steps}; ~0 = cached)."]
-        search = methods.get("fedavg", {}).get("search")
-        if search:
-            points = ", ".join(
-                f"{p['optimizer']} lr {p['learning_rate']:g} bn {p['batch_norm']}"
-                f"{epochs_note(p.get('local_epochs', 1))}: {_pct(p['validation_accuracy'])}"
-                for p in search["points"]
-            )
-            c = search["chosen"]
-            lines += [
-                "",
-                f"FedAvg search ({search['rounds']} rounds per point, scored on "
-                f"{search['scored_on']}): {points}. Chosen: {c['optimizer']} lr "
-                f"{c['learning_rate']:g}, batch norm {c['batch_norm']}, "
-                f"{search['local_epochs']} local epoch(s).",
-            ]
+        lines += _search_lines(methods.get("fedavg", {}))
         stem = distill_stem(run)
         for kind in ("accuracy", "bytes"):
             src = out / f"{stem}-{kind}.png"
             lines += _figure(src, img, docs_dir, kind)
         lines.append("")
     return lines
+
+
+def _rows(methods: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(label, method) per table row: the reported FedAvg-family member under (c), the other
+    members right after it."""
+    rows: list[tuple[str, dict[str, Any]]] = []
+    for name, m in methods.items():
+        if name != "fedavg":
+            rows.append((LABELS.get(name, name), m))
+            continue
+        rows.append((f"(c) {m.get('strategy', 'FedAvg')}, tiny (best of the FedAvg family)", m))
+        rows += [(f"(c) {s}, tiny", other) for s, other in m.get("fedavg_family", {}).items()]
+    return rows
+
+
+def _search_lines(fedavg: dict[str, Any]) -> list[str]:
+    """One sentence per FedAvg-family member's search: its points and what was chosen."""
+    lines: list[str] = []
+    members = [(fedavg.get("strategy", "FedAvg"), fedavg), *fedavg.get("fedavg_family", {}).items()]
+    for strategy, m in members:
+        search = m.get("search")
+        if not search:
+            continue
+        points = ", ".join(
+            f"{_point(p)}: {_pct(p['validation_accuracy'])}" for p in search["points"]
+        )
+        lines += [
+            "",
+            f"{strategy} search ({search['rounds']} rounds per point, scored on "
+            f"{search['scored_on']}): {points}. Chosen: {_point(search['chosen'])}.",
+        ]
+    return lines
+
+
+def _point(p: dict[str, Any]) -> str:
+    text = (
+        f"{p['optimizer']} lr {p['learning_rate']:g} bn {p['batch_norm']}"
+        f"{epochs_note(p.get('local_epochs', 1))}"
+    )
+    if p.get("strategy") == "FedProx":
+        text += f" mu {p['proximal_mu']:g}"
+    if p.get("strategy") == "FedAdam":
+        text += f" eta {p['server_eta']:g}"
+    return text
 
 
 def epochs_note(epochs: int) -> str:

@@ -46,6 +46,13 @@ LABELS = {
 }
 
 
+def method_label(name: str, method: dict[str, Any]) -> str:
+    """The legend label of a method (FedAvg-family: the strategy the search chose)."""
+    if name == "fedavg":
+        return f"(c) {method.get('strategy', 'FedAvg')}, tiny"
+    return LABELS.get(name, name)
+
+
 def distill_stem(run: dict[str, Any]) -> str:
     """The plot files' stem of a distill run (alpha, and the ground gap if any)."""
     gap = str(run.get("ground_gap") or "")
@@ -67,10 +74,10 @@ def plot_distill(run: dict[str, Any], out: Path) -> list[Path]:
                 rounds[0],
                 ls=":",
                 color="grey" if name == "teacher" else "black",
-                label=f"{LABELS.get(name, name)} {rounds[0]:.3f}",
+                label=f"{method_label(name, m)} {rounds[0]:.3f}",
             )
         else:
-            ax.plot(range(1, len(rounds) + 1), rounds, "-", label=LABELS.get(name, name))
+            ax.plot(range(1, len(rounds) + 1), rounds, "-", label=method_label(name, m))
     ax.set_xlabel("round")
     ax.set_ylabel("test accuracy (global / server model)")
     ax.set_title(f"Accuracy per round ({tag})")
@@ -86,7 +93,7 @@ def plot_distill(run: dict[str, Any], out: Path) -> list[Path]:
         n = len(m["rounds"])
         per_round_bytes = m["bytes_total"] / n
         xs = [per_round_bytes * (i + 1) / 1e6 for i in range(n)]
-        ax.plot(xs, m["rounds"], "o-", ms=3, label=LABELS.get(name, name))
+        ax.plot(xs, m["rounds"], "o-", ms=3, label=method_label(name, m))
     ax.set_xscale("log")
     ax.set_xlabel("cumulative bytes on the wire, up + down (MB, log scale)")
     ax.set_ylabel("test accuracy (global / server model)")

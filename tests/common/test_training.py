@@ -93,3 +93,18 @@ def test_fit_shows_a_progress_bar_only_when_asked(capsys: pytest.CaptureFixture[
     fit(build_model("tiny", 3, 2, seed=0), settings, x, y, progress="tiny (a test)")
     err = capsys.readouterr().err
     assert "tiny (a test): epoch 2/2" in err and "100%" in err and "loss " in err
+
+
+def test_a_proximal_term_keeps_the_weights_near_where_they_started() -> None:
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 3, 16, 16), torch.randint(0, 4, (64,))
+    drift = {}
+    for mu in (0.0, 10.0):
+        torch.manual_seed(1)
+        model = build_model("tiny", 3, 4)
+        start = [p.detach().clone() for p in model.parameters()]
+        fit(model, TrainSettings(epochs=3, batch_size=16, learning_rate=0.01), x, y, proximal_mu=mu)
+        drift[mu] = sum(
+            float(((p - s) ** 2).sum()) for p, s in zip(model.parameters(), start, strict=True)
+        )
+    assert drift[10.0] < drift[0.0]

@@ -270,14 +270,16 @@ def test_class_statistics_bring_a_class_the_teacher_lacks_into_the_knowledge() -
     s, centres, ref_y = _statistics_strategy()
     msgs = list(s.configure_train(1, s.knowledge_record(), ConfigRecord(), LoopbackGrid([1, 2])))
     assert msgs[0].content[keys.TRAIN_CONFIG][keys.SEND_STATISTICS] == 1
+    # no tile is asked: an untrained backbone's predictions tell the ground nothing new
+    assert len(msgs[0].content[keys.TARGETS][keys.INDICES].numpy()) == 0
     rng = np.random.default_rng(4)
     replies = []
     for i, msg in enumerate(msgs):
         y = np.full(60, 3) if i == 0 else rng.integers(0, C, 60)
         stats = ClassStats.of(centres[y] + rng.normal(0, 1, (60, 5)), y, C)
         content = build_reply(
-            np.full((10, C), 1 / C, np.float32),
-            np.arange(10),
+            np.zeros((0, C), np.float32),
+            np.arange(0),
             C,
             Codec.FP32,
             "drone",
@@ -300,8 +302,8 @@ def test_class_statistics_bring_a_class_the_teacher_lacks_into_the_knowledge() -
 def test_bad_statistics_are_rejected_and_missing_ones_accepted() -> None:
     s, _, _ = _statistics_strategy()
     msgs = list(s.configure_train(1, s.knowledge_record(), ConfigRecord(), LoopbackGrid([1, 2])))
-    plain = _reply(msgs[0], np.full((10, C), 1 / C, np.float32), 5)
-    bad = _reply(msgs[1], np.full((10, C), 1 / C, np.float32), 5)
+    plain = _reply(msgs[0], np.zeros((0, C), np.float32), 5)
+    bad = _reply(msgs[1], np.zeros((0, C), np.float32), 5)
     bad.content[keys.CLASS_STATISTICS] = ArrayRecord(
         {
             "counts": Array(np.full(C, np.nan, np.float32)),
@@ -314,3 +316,28 @@ def test_bad_statistics_are_rejected_and_missing_ones_accepted() -> None:
     assert s.current.rejections == {"statistics": 1}
     assert s.current.clients_ok == 1  # statistics are sent once: a reply may lack them
     assert s.knowledge.overlay is None
+
+
+def test_statistics_mode_sends_each_node_only_its_architectures_head() -> None:
+    from server.heads import DeployedHeads
+
+    s, _, _ = _statistics_strategy()
+    heads = DeployedHeads({})
+    heads.current = {
+        "tiny": (np.zeros((C, 5), np.float32), np.zeros(C, np.float32)),
+        "small": (np.ones((C, 7), np.float32), np.ones(C, np.float32)),
+    }
+    s.heads = heads
+    s.node_archs = {1: "tiny", 2: "small"}  # node 3: unknown, gets every head
+    msgs = list(s.configure_train(1, s.knowledge_record(), ConfigRecord(), LoopbackGrid([1, 2, 3])))
+    sent = {m.metadata.dst_node_id: set(m.content[keys.HEADS]) for m in msgs}
+    assert sent == {
+        1: {"tiny.weight", "tiny.bias"},
+        2: {"small.weight", "small.bias"},
+        3: {"tiny.weight", "tiny.bias", "small.weight", "small.bias"},
+    }
+    assert msgs[0].content[keys.HEADS]["tiny.weight"].numpy().dtype == np.float16
+    targets = msgs[0].content[keys.TARGETS].count_bytes()
+    tiny, small = heads.record(["tiny"]).count_bytes(), heads.record(["small"]).count_bytes()
+    assert s.current is not None
+    assert s.current.bytes_down == 3 * targets + tiny + small + heads.record().count_bytes()

@@ -50,6 +50,7 @@ def test_bench_distill_writes_a_valid_report_plots_and_docs(
         out=out,
         centralized_epochs=1,
         search=SEARCH[:2],
+        family={"FedProx": (0.1,), "FedAdam": (1e-3,)},
         base=_base(fixture_data),
     )
     run = run_bench(bench)
@@ -74,7 +75,15 @@ def test_bench_distill_writes_a_valid_report_plots_and_docs(
         assert -1.0 <= methods[name]["client_gain_over_start"] <= 1.0
         assert methods[name]["client_seconds_per_round"] > 0
     assert methods["fedavg"]["client_steps_per_round"] > 0
-    assert methods["fedavg"]["strategy"] == "FedAvg"
+    # (c) is the best of the FedAvg family by validation accuracy; the others sit under it
+    fedavg = methods["fedavg"]
+    family = {fedavg["strategy"], *fedavg["fedavg_family"]}
+    assert family == {"FedAvg", "FedProx", "FedAdam"}
+    validation = {s: m["search"]["validation_accuracy"] for s, m in fedavg["fedavg_family"].items()}
+    assert fedavg["search"]["validation_accuracy"] >= max(validation.values())
+    for strategy, member in fedavg["fedavg_family"].items():
+        assert member["search"]["chosen"]["strategy"] == strategy
+        assert 0 <= member["final_accuracy"] <= 1 and member["bytes_total"] > 0
     # statistics mode: clients answer with forward passes only, no training step
     assert methods["fedkd"]["client_steps_per_round"] == 0
     assert methods["teacher"]["scarce_class_accuracy"] is None
@@ -82,7 +91,7 @@ def test_bench_distill_writes_a_valid_report_plots_and_docs(
     for name in ("fedavg", "fedkd", "fedkd_hetero"):
         assert len(methods[name]["rounds"]) == 2
         assert methods[name]["bytes_total"] > 0
-    # Weights travel in FedAvg, soft predictions on 6 tiles in distillation.
+    # Weights travel in FedAvg; class statistics (once per client) and a head in distillation.
     assert (
         methods["fedavg"]["bytes_per_client_round"]
         > 20 * methods["fedkd"]["bytes_per_client_round"]
@@ -94,7 +103,12 @@ def test_bench_distill_writes_a_valid_report_plots_and_docs(
     }
     assert methods["fedkd"]["params"]["drone"] == methods["fedkd"]["params"]["satellite"]
     assert methods["fedkd_hetero"]["params"]["drone"] > methods["fedkd"]["params"]["drone"]
-    assert len(methods["fedavg"]["search"]["points"]) == 2
+    members = {fedavg["strategy"]: fedavg, **fedavg["fedavg_family"]}
+    assert [len(members[s]["search"]["points"]) for s in ("FedAvg", "FedProx", "FedAdam")] == [
+        2,
+        1,
+        1,
+    ]
     work = out / "distill-a0.5-c4-s42"
     # Each point ran for every round; the chosen point's run is the reported one.
     assert methods["fedavg"]["search"]["rounds"] == 2
@@ -117,6 +131,7 @@ def test_bench_distill_writes_a_valid_report_plots_and_docs(
     docs = render_docs(out, tmp_path / "docs" / "benchmarks.md")
     text = docs.read_text()
     assert "| (d) FedKD, tiny |" in text and "FedAvg search" in text
+    assert "FedProx search" in text and "FedAdam search" in text
     assert (tmp_path / "docs" / "img" / "distill-a0.5-accuracy.png").is_file()
     if CHECK.is_file():
         done = subprocess.run(
@@ -135,6 +150,7 @@ def test_a_short_fedavg_search_runs_the_chosen_point_again_over_every_round(
         search_rounds=1,
         out=tmp_path / "out",
         search=SEARCH[1:3],
+        family={},
         base=_base(fixture_data),
     )
     b = Bench(bench)
