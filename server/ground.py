@@ -38,6 +38,20 @@ class GroundSegment:
     # ``preinstall-<arch>``): close to zero when the step came from the cache.
     seconds: dict[str, float] = field(default_factory=dict)
 
+    def without_clients(self, updates: int) -> list[float]:
+        """The control that every federated figure is read against: the global student's
+        server updates towards the teacher's soft labels alone (no client contributes, and
+        without clients the fused knowledge is the teacher's: server/evidence.py), its test
+        accuracy after each of ``updates``. Trains ``student`` in place: call it once, after
+        the federations that start from the same pre-trained student."""
+        accuracies = []
+        for server_round in range(1, updates + 1):
+            self.student.distil(self.teacher_probs, server_round)
+            accuracies.append(self.student.evaluate())
+        if accuracies:
+            log.info("global student without clients, %d updates: %.4f", updates, accuracies[-1])
+        return accuracies
+
 
 def prepare(cfg: RunConfig, *, progress: bool = False) -> GroundSegment:
     """Load the data and train (or find cached) the teacher, the global student and the

@@ -318,9 +318,8 @@ class FedKD(Strategy):
         if not valid:
             log.warning("round %d: no valid replies, knowledge unchanged", record.round)
             return None, None
-        known = len(self.statistics.clients) if self.statistics is not None else 0
         self._pool_statistics(valid)
-        self.updated = self.statistics is not None and len(self.statistics.clients) > known
+        self.updated = True  # knowledge arrived (in a fleet, the global student trains)
         record.teacher_agreement = self.knowledge.teacher_agreement()
         metrics = MetricRecord(
             {

@@ -343,11 +343,7 @@ class Bench:
         # this process never trains it otherwise (their rounds run in the ServerApp).
         student = self.ground.student
         start = time.perf_counter()
-        rounds = []
-        for server_round in range(1, self.cfg.num_rounds + 1):
-            student.distil(self.ground.teacher_probs, server_round)
-            rounds.append(student.evaluate())
-        log.info("global student without clients after %d rounds: %.4f", len(rounds), rounds[-1])
+        rounds = self.ground.without_clients(self.cfg.num_rounds)
         return _method(
             rounds[-1],
             rounds=rounds,

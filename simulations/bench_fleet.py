@@ -8,6 +8,12 @@ round's accuracy is the global student's on the test split; its simulated hours 
 the scenario's contact windows. The synchronous run covers ``hours`` of simulated time; the
 contact-aware one ``aware_hours`` (default: a quarter of it; its rounds are
 short, so covering the whole horizon would multiply the bench's wall time for no new answer).
+
+Each schedule also has its no-client control (``control_curve``, ``control_hours_to_target``):
+the same global student taking as many server updates towards the teacher's soft labels
+alone as that schedule gave it by each point in simulated time. A schedule's lead over its
+control is what the clients' knowledge added; a lead that the control shows too is only the
+count of server-side updates per simulated hour.
 """
 
 from __future__ import annotations
@@ -106,6 +112,25 @@ def hours_to_target(curve: list[list[float]], target: float) -> float | None:
     return next((h for h, acc in curve if acc >= target), None)
 
 
+def server_updates(rounds: list[dict[str, Any]]) -> list[int]:
+    """After each round, how many times the global student has been updated so far (a round
+    in which no knowledge arrived leaves it as it was: ``distill_loss`` is null)."""
+    counts, n = [], 0
+    for r in rounds:
+        n += r.get("distill_loss") is not None
+        counts.append(n)
+    return counts
+
+
+def control_curve(rounds: list[dict[str, Any]], without_clients: list[float]) -> list[list[float]]:
+    """[hours, accuracy] of the no-client control on a schedule's clock: ``without_clients[u]``
+    is the global student's accuracy after ``u`` updates towards the teacher alone."""
+    return [[0.0, without_clients[0]]] + [
+        [r["simulated_hours"], without_clients[u]]
+        for r, u in zip(rounds, server_updates(rounds), strict=True)
+    ]
+
+
 def run_fleet(bench: FleetBench) -> dict[str, Any]:
     work = bench.out.resolve() / f"fleet-{bench.scenario}-s{bench.seed}"
     torch.set_num_threads(os.cpu_count() or 1)
@@ -115,6 +140,7 @@ def run_fleet(bench: FleetBench) -> dict[str, Any]:
     contact_plan(scenario, payload_bytes=bench.base.reference_per_round * BYTES_PER_TILE)
     out: dict[str, Any] = {"scenario": scenario.name, "target_accuracy": bench.target}
     details: dict[str, Any] = {}
+    reports: dict[str, list[dict[str, Any]]] = {}
     home = work / "flwr-home"
     with SuperLink(home) as link:
         write_connection(home, link.address)
@@ -125,6 +151,7 @@ def run_fleet(bench: FleetBench) -> dict[str, Any]:
             t0 = time.perf_counter()
             report = run_federation(work / "flwr-home", cfg, work / key, progress=False)
             rounds = report["rounds"]
+            reports[key] = rounds
             curve = [[0.0, ground.student_start_accuracy]] + [
                 [r["simulated_hours"], r["global_accuracy"]] for r in rounds
             ]
@@ -136,6 +163,14 @@ def run_fleet(bench: FleetBench) -> dict[str, Any]:
                 "stale_accepted": sum(r["stale_accepted"] for r in rounds),
                 "stale_dropped": sum(r["stale_dropped"] for r in rounds),
             }
+    updates = max(server_updates(r)[-1] if r else 0 for r in reports.values())
+    t0 = time.perf_counter()
+    without = [ground.student_start_accuracy, *ground.without_clients(updates)]
+    details["control_wall_seconds"] = time.perf_counter() - t0
+    for key, rounds in reports.items():
+        curve = control_curve(rounds, without)
+        out[key]["control_curve"] = curve
+        out[key]["control_hours_to_target"] = hours_to_target(curve, bench.target)
     details["wall_seconds"] = time.perf_counter() - started
     (work / "details.json").write_text(json.dumps(details, indent=2))
     log.info("bench fleet: %s", details)

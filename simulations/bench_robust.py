@@ -3,7 +3,10 @@
 Three federated-distillation runs on one partition, through a real SuperLink: clean (plain
 mean, no attackers), attacked with the plain mean, and attacked with a robust rule
 (trimmed mean by default). The attackers are the clients with the lowest partition ids;
-they send well-formed but false soft predictions (random, inverted or constant).
+they send well-formed but false soft predictions (random, inverted or constant). A fourth
+figure, ``control``, is the same global student's rounds without any client (what the clean
+run's clients added is ``clean_gain_over_control``; an attack that ends near the control has
+erased what the clients brought).
 """
 
 from __future__ import annotations
@@ -77,7 +80,7 @@ def run_robust(bench: RobustBench) -> dict[str, Any]:
     fraction = bench.attackers / bench.clients
     torch.set_num_threads(os.cpu_count() or 1)
     started = time.perf_counter()
-    prepare(bench.config(work))  # teacher, global and pre-installed students, cached
+    ground = prepare(bench.config(work))  # teacher, global and pre-installed students, cached
     runs = {
         "clean": {"aggregation": "mean", "attackers": 0.0},
         "attacked_mean": {"aggregation": "mean", "attackers": fraction},
@@ -93,6 +96,13 @@ def run_robust(bench: RobustBench) -> dict[str, Any]:
             t0 = time.perf_counter()
             report = run_federation(home, cfg, work / name, progress=False)
             results[name] = _summary(report, time.perf_counter() - t0, rule=cfg.aggregation)
+    t0 = time.perf_counter()
+    control_rounds = ground.without_clients(bench.rounds)
+    control = {
+        "final_accuracy": control_rounds[-1],
+        "rounds": control_rounds,
+        "seconds": time.perf_counter() - t0,
+    }
     clean = results["clean"]["final_accuracy"]
     out = {
         "clients": bench.clients,
@@ -104,6 +114,8 @@ def run_robust(bench: RobustBench) -> dict[str, Any]:
         **results,
         "mean_loss_points": 100 * (clean - results["attacked_mean"]["final_accuracy"]),
         "robust_loss_points": 100 * (clean - results["attacked_robust"]["final_accuracy"]),
+        "control": control,
+        "clean_gain_over_control": clean - control["final_accuracy"],
         "wall_seconds": time.perf_counter() - started,
     }
     text = json.dumps(out, indent=2).encode()

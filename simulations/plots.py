@@ -161,7 +161,19 @@ def plot_fleet(report: dict[str, Any], path: Path) -> Path:
         curve = report[key]["curve"]
         h = report[key]["hours_to_target"]
         suffix = f" (target at {h:.1f} h)" if h is not None else " (target not reached)"
-        ax.plot([p[0] for p in curve], [p[1] for p in curve], "o-", ms=3, label=label + suffix)
+        (line,) = ax.plot(
+            [p[0] for p in curve], [p[1] for p in curve], "o-", ms=3, label=label + suffix
+        )
+        control = report[key].get("control_curve")
+        if control:
+            ax.plot(
+                [p[0] for p in control],
+                [p[1] for p in control],
+                "--",
+                color=line.get_color(),
+                alpha=0.6,
+                label=f"{label}: control without clients",
+            )
     ax.axhline(report["target_accuracy"], color="grey", ls=":", label="target")
     ax.set_xlabel("simulated hours")
     ax.set_ylabel("global-student test accuracy")

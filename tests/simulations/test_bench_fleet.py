@@ -14,7 +14,7 @@ from common.errors import ConfigError
 from common.settings import PROJECT_ROOT
 from server.fleet import build_schedule
 from server.schedule import ContactAwareSchedule, SynchronousSchedule
-from simulations.bench_fleet import FleetBench, hours_to_target
+from simulations.bench_fleet import FleetBench, control_curve, hours_to_target, server_updates
 from simulations.plots import plot_fleet
 
 
@@ -22,6 +22,22 @@ def test_hours_to_target_is_the_first_curve_point_at_or_above_it() -> None:
     curve = [[0.0, 0.1], [1.0, 0.5], [2.0, 0.75], [3.0, 0.7], [4.0, 0.9]]
     assert hours_to_target(curve, 0.75) == 2.0
     assert hours_to_target(curve, 0.95) is None
+
+
+def test_the_control_follows_each_schedules_server_updates() -> None:
+    rounds = [
+        {"simulated_hours": 1.0, "distill_loss": 0.3},
+        {"simulated_hours": 2.0, "distill_loss": None},  # no knowledge arrived in this window
+        {"simulated_hours": 3.0, "distill_loss": 0.2},
+    ]
+    assert server_updates(rounds) == [1, 1, 2]
+    without_clients = [0.1, 0.4, 0.6]  # after 0, 1, 2 updates towards the teacher alone
+    assert control_curve(rounds, without_clients) == [
+        [0.0, 0.1],
+        [1.0, 0.4],
+        [2.0, 0.4],
+        [3.0, 0.6],
+    ]
 
 
 def test_round_budget_and_schedules_from_the_config(
@@ -48,7 +64,12 @@ def test_report_passes_the_shared_checker_and_plots(tmp_path: Path) -> None:
     report = {
         "scenario": "leo50",
         "target_accuracy": 0.75,
-        "contact_aware": {"hours_to_target": 4.0, "curve": [[0.0, 0.1], [4.0, 0.76]]},
+        "contact_aware": {
+            "hours_to_target": 4.0,
+            "curve": [[0.0, 0.1], [4.0, 0.76]],
+            "control_curve": [[0.0, 0.1], [4.0, 0.5]],
+            "control_hours_to_target": None,
+        },
         "synchronous": {"hours_to_target": None, "curve": [[0.0, 0.1], [9.5, 0.6]]},
     }
     path = tmp_path / "fleet.json"
