@@ -21,6 +21,7 @@ AGGREGATIONS = ("mean", "class-weighted", "entropy-reduced", "trimmed-mean", "me
 METHODS = ("fedkd", "fedavg")
 CLIENT_INITS = ("pretrained", "scratch")
 OPTIMIZERS = ("adam", "sgd")
+FUSION_RULES = ("max", "ratio")  # statistics-fusion (server/evidence.py)
 FEDAVG_STRATEGIES = ("FedAvg", "FedProx", "FedAdam")  # Flower's own strategies, by class name
 BATCH_NORM = ("train", "frozen")
 SCHEDULES = ("contact-aware", "synchronous")
@@ -194,8 +195,10 @@ class RunConfig:
     # tiny student; the ground turns them, with its archive's, into a discriminant whose labels on
     # the reference set are fused with the knowledge per class by evidence (0: off)
     client_statistics: int = 0
-    # teacher weight on class c: a_c / (a_c + discount * n_c) (archive / client tiles of class c)
-    statistics_discount: float = 0.2
+    # teacher weight on class c (a_c / n_c: archive / client tiles of class c), server/evidence.py:
+    # "max": a_c / max(a_c, discount * n_c), "ratio": a_c / (a_c + discount * n_c)
+    statistics_fusion: str = "max"
+    statistics_discount: float = 0.5
     statistics_temperature: float = 0.5  # scale of the discriminant's scores before the softmax
     statistics_shrinkage: float = 0.02  # covariance shrinkage towards its mean variance
     # With statistics the ground refits each client architecture's head on frozen features
@@ -232,6 +235,7 @@ class RunConfig:
             "attack": (self.attack, ATTACKS),
             "schedule": (self.schedule, SCHEDULES),
             "sample-by": (self.sample_by, SAMPLE_BY),
+            "statistics-fusion": (self.statistics_fusion, FUSION_RULES),
             "global-student": (self.global_student, tuple(ZOO)),
         }
         problems = [

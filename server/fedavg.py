@@ -93,19 +93,27 @@ class CountingFedProx(Counting, FedProx):
 
 
 class CountingFedAdam(Counting, FedAdam):
-    """Flower's ``FedAdam``, counted; batch-norm buffers take the clients' weighted mean."""
+    """Flower's ``FedAdam``, counted; batch-norm buffers take the clients' weighted mean, and
+    every array keeps the dtype it was sent in (Flower's Adam step returns float64, which
+    would double the bytes of the next round's download)."""
 
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         replies = list(replies)
+        sent = dict(self.current_arrays or {})
         arrays, aggregated = super().aggregate_train(server_round, replies)
         if arrays is None:
             return arrays, aggregated
-        means = _buffer_means(replies, self.weighted_by_key)
-        for key, mean in means.items():
-            arrays[key] = Array(mean)
-        return arrays, aggregated
+        values = {k: a.numpy() for k, a in arrays.items()}
+        values.update(_buffer_means(replies, self.weighted_by_key))
+        out = ArrayRecord(
+            {
+                k: Array(np.asarray(v).astype(sent[k].dtype if k in sent else v.dtype))
+                for k, v in values.items()
+            }
+        )
+        return out, aggregated
 
 
 def _buffer_means(replies: list[Message], weight_key: str) -> dict[str, np.ndarray]:

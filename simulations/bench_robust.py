@@ -33,6 +33,12 @@ log = logging.getLogger(__name__)
 REPORT = "robust.json"
 
 
+def robust_defaults() -> RunConfig:
+    """bench distill's run config without class statistics: the attacks (clients/attacks.py)
+    poison soft predictions, which clients in statistics mode do not send."""
+    return RunConfig.from_mapping({**bench_defaults().to_mapping(), "client-statistics": 0})
+
+
 @dataclass(frozen=True)
 class RobustBench:
     clients: int = 100
@@ -43,7 +49,7 @@ class RobustBench:
     rule: str = "trimmed-mean"
     attack: str = "mixed"
     out: Path = Path("bench/out")
-    base: RunConfig = field(default_factory=bench_defaults)
+    base: RunConfig = field(default_factory=lambda: robust_defaults())
 
     def config(self, work: Path, **overrides: Any) -> RunConfig:
         cfg = RunConfig.from_mapping(

@@ -2,32 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
-import pytest
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
-from flwr.supercore.task_identity import TaskIdentity
 
 from common import keys
 from common.config import RunConfig
 from common.models import build_model
 from server.fedavg import CountingFedAdam, CountingFedAvg, CountingFedProx, fedavg_strategy
-
-
-class LoopbackGrid:
-    def __init__(self, nodes: list[int]) -> None:
-        self.nodes = nodes
-
-    def get_node_ids(self) -> list[int]:
-        return self.nodes
-
-
-@pytest.fixture(autouse=True)
-def _task_identity() -> Iterator[None]:
-    TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = 1, 0, 1
-    yield
+from tests.server.loopback import LoopbackGrid
 
 
 def test_the_run_config_names_the_strategy() -> None:
@@ -77,6 +60,7 @@ def test_fedprox_sends_mu_and_fedadam_averages_batch_norm_statistics() -> None:
     var = next(k for k in out if k.endswith("running_var"))
     # the examples-weighted mean of the replies (+2.5), not an Adam step
     assert torch.allclose(out[var], base[var] + 2.5, atol=1e-5)
+    assert all(out[k].dtype == base[k].dtype for k in base)  # float32 travels as float32
     tracked = next(k for k in out if k.endswith("num_batches_tracked"))
     assert out[tracked].dtype == base[tracked].dtype
     weight = next(k for k in out if k.endswith("weight") and out[k].ndim > 1)

@@ -6,8 +6,6 @@ one of the counted rejection reasons; every well-formed one passes with the requ
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 from flwr.app import (
@@ -19,7 +17,6 @@ from flwr.app import (
     MetricRecord,
     RecordDict,
 )
-from flwr.supercore.task_identity import TaskIdentity
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -32,12 +29,6 @@ from server.replies import REJECTION_REASONS, parse_reply
 N, C = 6, 4
 SHAPE = (N, C)
 FAST = settings(max_examples=2500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _task_identity() -> Iterator[None]:
-    TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = 1, 0, 1
-    yield
 
 
 def _instruction() -> Message:

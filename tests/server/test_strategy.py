@@ -2,36 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 from flwr.app import Array, ArrayRecord, ConfigRecord, Error, Message, MetricRecord, RecordDict
-from flwr.supercore.task_identity import TaskIdentity
 
 from common import keys
 from common.codec import Codec, encode
 from server.knowledge import Knowledge
 from server.strategy import FedKD
+from tests.server.loopback import LoopbackGrid
 
 C = 4
 N_REF = 30
-
-
-class LoopbackGrid:
-    """Just enough of a Grid for configure_train: the ids of connected nodes."""
-
-    def __init__(self, nodes: list[int]) -> None:
-        self.nodes = nodes
-
-    def get_node_ids(self) -> list[int]:
-        return self.nodes
-
-
-@pytest.fixture(autouse=True)
-def _task_identity() -> Iterator[None]:
-    TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = 1, 0, 1
-    yield
 
 
 def _teacher() -> np.ndarray:

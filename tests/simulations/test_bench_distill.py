@@ -20,23 +20,14 @@ from simulations.bench_distill import (
 from simulations.bench_docs import render_docs
 from simulations.flower import SuperLink, write_connection
 from simulations.plots import plot_distill
+from tests.simulations.bench_config import on_fixture_data
 
 CHECK = PROJECT_ROOT.parent / "shared" / "tools" / "check_report.py"
 
 
 def _base(fixture_data: Path) -> RunConfig:
     """The benchmark's run config, shrunk to the fixture data."""
-    return RunConfig.from_mapping(
-        {
-            **bench_defaults().to_mapping(),
-            "data-dir": str(fixture_data),
-            "teacher-epochs": 1,
-            "preinstall-epochs": 1,
-            "global-pretrain-epochs": 1,
-            "reference-per-round": 6,
-            "fraction-train": 0.5,
-        }
-    )
+    return on_fixture_data(bench_defaults(), fixture_data)
 
 
 def test_bench_distill_writes_a_valid_report_plots_and_docs(
