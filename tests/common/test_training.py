@@ -105,6 +105,7 @@ def test_a_proximal_term_keeps_the_weights_near_where_they_started() -> None:
         start = [p.detach().clone() for p in model.parameters()]
         fit(model, TrainSettings(epochs=3, batch_size=16, learning_rate=0.01), x, y, proximal_mu=mu)
         drift[mu] = sum(
-            float(((p - s) ** 2).sum()) for p, s in zip(model.parameters(), start, strict=True)
+            float(((p.detach() - s) ** 2).sum())
+            for p, s in zip(model.parameters(), start, strict=True)
         )
     assert drift[10.0] < drift[0.0]
