@@ -21,6 +21,7 @@ import torch
 from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAdam, FedAvg, FedProx
+from flwr.serverapp.strategy.strategy_utils import aggregate_arrayrecords
 
 from common import keys
 from common.atomic import atomic_write
@@ -105,39 +106,15 @@ class CountingFedAdam(Counting, FedAdam):
         arrays, aggregated = super().aggregate_train(server_round, replies)
         if arrays is None:
             return arrays, aggregated
-        values = {k: a.numpy() for k, a in arrays.items()}
-        values.update(_buffer_means(replies, self.weighted_by_key))
+        # the replies passed FedAvg's consistency checks: Flower's own weighted mean of them
+        mean = aggregate_arrayrecords(
+            [m.content for m in replies if not m.has_error()], self.weighted_by_key
+        )
+        values = {k: (mean if k.endswith(BUFFER_SUFFIXES) else arrays)[k].numpy() for k in arrays}
         out = ArrayRecord(
-            {
-                k: Array(np.asarray(v).astype(sent[k].dtype if k in sent else v.dtype))
-                for k, v in values.items()
-            }
+            {k: Array(np.asarray(v).astype(sent[k].dtype)) for k, v in values.items()}
         )
         return out, aggregated
-
-
-def _buffer_means(replies: list[Message], weight_key: str) -> dict[str, np.ndarray]:
-    """The weighted mean of every batch-norm buffer over the replies without error, in the
-    buffer's own dtype."""
-    sums: dict[str, np.ndarray] = {}
-    dtypes: dict[str, np.dtype] = {}
-    total = 0.0
-    for m in replies:
-        reply_metrics = None if m.has_error() else m.content.get(keys.METRICS)
-        raw = reply_metrics.get(weight_key, 0) if isinstance(reply_metrics, MetricRecord) else 0
-        weight = float(raw) if isinstance(raw, int | float) else 0.0
-        record = m.content.get(keys.FEDAVG_ARRAYS) if reply_metrics is not None else None
-        if weight <= 0 or not isinstance(record, ArrayRecord):
-            continue
-        total += weight
-        for key, array in record.items():
-            if key.endswith(BUFFER_SUFFIXES):
-                values = array.numpy()
-                dtypes[key] = values.dtype
-                sums[key] = sums.get(key, 0.0) + weight * values.astype(np.float64)
-    if total <= 0:
-        return {}
-    return {k: np.asarray(v / total).astype(dtypes[k]) for k, v in sums.items()}
 
 
 def fedavg_strategy(cfg: RunConfig) -> Counting:

@@ -297,11 +297,14 @@ class FedKD(Strategy):
                 [(self._issued[r], agg, sum(groups[r][1])) for r, agg in aggs.items()]
             )
             self.knowledge.update(indices, agg, server_round)
-        if self.statistics is not None:
-            self._pool_statistics(valid)
-        self.updated = True
+        return self._knowledge_arrived(record, [r for g in groups.values() for r in g[0]])
+
+    def _knowledge_arrived(
+        self, record: RoundRecord, used: list[ClientReply]
+    ) -> tuple[ArrayRecord, MetricRecord]:
+        """The round changed the knowledge: what ``aggregate_train`` returns for it."""
+        self.updated = True  # (in a fleet, the global student trains on it)
         record.teacher_agreement = self.knowledge.teacher_agreement()
-        used = [r for g in groups.values() for r in g[0]]
         metrics = MetricRecord(
             {
                 "clients-ok": record.clients_ok,
@@ -319,24 +322,21 @@ class FedKD(Strategy):
             log.warning("round %d: no valid replies, knowledge unchanged", record.round)
             return None, None
         self._pool_statistics(valid)
-        self.updated = True  # knowledge arrived (in a fleet, the global student trains)
-        record.teacher_agreement = self.knowledge.teacher_agreement()
-        metrics = MetricRecord(
-            {
-                "clients-ok": record.clients_ok,
-                "num-examples": sum(r.num_examples for r in valid),
-                "teacher-agreement": record.teacher_agreement,
-            }
-        )
-        return self.knowledge_record(), metrics
+        return self._knowledge_arrived(record, valid)
 
     def _pool_statistics(self, valid: list[ClientReply]) -> None:
-        """Keep each client's newest class statistics and fuse them into the knowledge."""
+        """Keep each client's newest class statistics; fuse them into the knowledge (and refit
+        the heads) only when some arrived: nothing else moves the knowledge in this mode."""
         assert self.statistics is not None
-        for r in valid:
-            if r.statistics is not None:
-                self.statistics.add(r.client_name or f"node-{r.node_id}", r.statistics)
-        self.fuse_statistics()  # the soft targets moved too
+        arrived = [
+            (r.client_name or f"node-{r.node_id}", r.statistics)
+            for r in valid
+            if r.statistics is not None
+        ]
+        for name, stats in arrived:
+            self.statistics.add(name, stats)
+        if arrived:
+            self.fuse_statistics()
 
     def fuse_statistics(self) -> None:
         """Recompute the fused knowledge from the soft targets and the pooled statistics."""

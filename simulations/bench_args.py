@@ -19,7 +19,7 @@ from simulations import bench_flags as cmd
 from simulations.bench_distill import DistillBench, bench_defaults
 from simulations.bench_fleet import FleetBench, fleet_defaults
 from simulations.bench_onboard import OnboardBench
-from simulations.bench_robust import RobustBench
+from simulations.bench_robust import RobustBench, robust_defaults
 from simulations.bench_scale import ScaleBench
 from simulations.cli_options import build, explicit, merge
 
@@ -53,7 +53,7 @@ def robust_bench(args: argparse.Namespace) -> RobustBench:
     cfg = merge(
         args,
         cmd.ROBUST_FLAGS,
-        with_defaults(bench_defaults(), cmd.ROBUST_DEFAULTS),
+        with_defaults(robust_defaults(), cmd.ROBUST_DEFAULTS),
         cmd.ROBUST_FIXED,
     )
     if args.attackers >= cfg.num_clients:

@@ -370,14 +370,12 @@ class Bench:
         """The FedAvg family: FedAvg's search, then FedProx's and FedAdam's on FedAvg's chosen
         client settings; the member with the best validation accuracy is the reported
         baseline, the other two go under its ``fedavg_family``."""
-        members = {"FedAvg": self._search(link_home, "fedavg", self.bench.search)}
-        chosen = members["FedAvg"]["search"]["chosen_point"]
+        fedavg, chosen = self._search(link_home, "fedavg", self.bench.search)
+        members = {"FedAvg": fedavg}
         for strategy, values in self.bench.family.items():
             points = tuple(chosen.with_strategy(strategy, v) for v in values)
-            members[strategy] = self._search(link_home, strategy.lower(), points)
+            members[strategy], _ = self._search(link_home, strategy.lower(), points)
         best = max(members, key=lambda m: members[m]["search"]["validation_accuracy"])
-        for member in members.values():
-            member["search"].pop("chosen_point")
         report = members.pop(best)
         report["fedavg_family"] = members
         log.info("FedAvg family: %s is the best baseline", best)
@@ -385,9 +383,9 @@ class Bench:
 
     def _search(
         self, link_home: Path, name: str, points: tuple[SearchPoint, ...]
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], SearchPoint]:
         """Every point, scored on the clients' held-out splits; the chosen point's run over
-        every round, as a method entry.
+        every round as a method entry, and the chosen point.
 
         With ``search_rounds`` 0 (the default) each point runs for all the rounds, so the
         point is chosen for the horizon it is reported at (a rate that looks best after five
@@ -422,7 +420,7 @@ class Bench:
         model = self._global_model(out)
         scores = score_clients(cfg, self.fed, self.test, lambda _k, _r: model, self.holdouts)
         total, client_rounds = _traffic(run["report"])
-        return _method(
+        entry = _method(
             accuracy(model, self.test.x, self.test.y),
             strategy=chosen.strategy,
             scarce_class_accuracy=self.scarce_accuracy(model),
@@ -439,11 +437,11 @@ class Bench:
                 "scored_on": "clients' pooled held-out splits",
                 "points": search,
                 "chosen": chosen.__dict__,
-                "chosen_point": chosen,
                 "validation_accuracy": search[best]["validation_accuracy"],
                 "local_epochs": chosen.local_epochs,
             },
         )
+        return entry, chosen
 
     def fedkd(self, link_home: Path, name: str, student: str) -> dict[str, Any]:
         run, out = self.federated(link_home, name, method="fedkd", student=student)

@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from simulations.plots import LABELS, distill_stem
+from simulations.plots import distill_stem, method_label
 
 
 def machine() -> str:
@@ -135,10 +135,11 @@ def _rows(methods: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     rows: list[tuple[str, dict[str, Any]]] = []
     for name, m in methods.items():
         if name != "fedavg":
-            rows.append((LABELS.get(name, name), m))
+            rows.append((method_label(name, m), m))
             continue
-        rows.append((f"(c) {m.get('strategy', 'FedAvg')}, tiny (best of the FedAvg family)", m))
-        rows += [(f"(c) {s}, tiny", other) for s, other in m.get("fedavg_family", {}).items()]
+        rows.append((f"{method_label(name, m)} (best of the FedAvg family)", m))
+        family = m.get("fedavg_family", {}).values()
+        rows += [(method_label(name, other), other) for other in family]
     return rows
 
 

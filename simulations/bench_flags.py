@@ -47,8 +47,6 @@ ROBUST_DEFAULTS: dict[str, object] = {
     "num-rounds": 10,
     "alpha": 0.5,
     "seed": 42,
-    # The attacks act on soft predictions, which clients in statistics mode do not send.
-    "client-statistics": 0,
 }
 ROBUST_FIXED = {
     "aggregation": "bench robust runs the mean twice and --rule once",

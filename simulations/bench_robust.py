@@ -49,7 +49,7 @@ class RobustBench:
     rule: str = "trimmed-mean"
     attack: str = "mixed"
     out: Path = Path("bench/out")
-    base: RunConfig = field(default_factory=lambda: robust_defaults())
+    base: RunConfig = field(default_factory=robust_defaults)
 
     def config(self, work: Path, **overrides: Any) -> RunConfig:
         cfg = RunConfig.from_mapping(

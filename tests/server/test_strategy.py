@@ -323,3 +323,39 @@ def test_statistics_mode_sends_each_node_only_its_architectures_head() -> None:
     tiny, small = heads.record(["tiny"]).count_bytes(), heads.record(["small"]).count_bytes()
     assert s.current is not None
     assert s.current.bytes_down == 3 * targets + tiny + small + heads.record().count_bytes()
+
+
+def test_heads_are_refit_only_in_rounds_that_bring_new_statistics() -> None:
+    from clients.reply import build_reply
+    from common.class_stats import ClassStats
+    from server.heads import DeployedHeads
+
+    class CountingHeads(DeployedHeads):
+        fits = 0
+
+        def fit(self, targets: np.ndarray | None) -> None:
+            # record() fits the pre-installed heads (no targets) until a fit set any
+            CountingHeads.fits += targets is not None
+
+    s, centres, _ = _statistics_strategy()
+    s.heads = CountingHeads({}, kd_weight=1.0)
+    rng = np.random.default_rng(5)
+    for server_round, with_stats in ((1, True), (2, False), (3, True)):
+        msgs = list(
+            s.configure_train(server_round, s.knowledge_record(), ConfigRecord(), LoopbackGrid([1]))
+        )
+        y = rng.integers(0, C, 40)
+        stats = ClassStats.of(centres[y] + rng.normal(0, 1, (40, 5)), y, C) if with_stats else None
+        content = build_reply(
+            np.zeros((0, C), np.float32),
+            np.arange(0),
+            C,
+            Codec.FP32,
+            "drone",
+            {keys.NUM_EXAMPLES: 40},
+            statistics=stats,
+            client_name="drone-0",
+        )
+        arrays, _ = s.aggregate_train(server_round, [Message(content, reply_to=msgs[0])])
+        assert arrays is not None and s.updated  # the round still counts as delivered
+    assert CountingHeads.fits == 2  # rounds 1 and 3; round 2 brought nothing new
