@@ -7,6 +7,7 @@ import pytest
 from flwr.app import Array, ArrayRecord, ConfigRecord, Error, Message, MetricRecord, RecordDict
 
 from common import keys
+from common.class_stats import ClassStats
 from common.codec import Codec, encode
 from server.knowledge import Knowledge
 from server.strategy import FedKD
@@ -245,8 +246,24 @@ def _statistics_strategy() -> tuple[FedKD, np.ndarray, np.ndarray]:
     return strategy, centres, ref_y
 
 
-def test_class_statistics_bring_a_class_the_teacher_lacks_into_the_knowledge() -> None:
+def _statistics_reply(msg: Message, stats: ClassStats | None, examples: int, name: str) -> Message:
+    """A statistics-mode reply built by the client's own guard: no tile, maybe statistics."""
     from clients.reply import build_reply
+
+    content = build_reply(
+        np.zeros((0, C), np.float32),
+        np.arange(0),
+        C,
+        Codec.FP32,
+        "drone",
+        {keys.NUM_EXAMPLES: examples},
+        statistics=stats,
+        client_name=name,
+    )
+    return Message(content, reply_to=msg)
+
+
+def test_class_statistics_bring_a_class_the_teacher_lacks_into_the_knowledge() -> None:
     from common.class_stats import ClassStats
 
     s, centres, ref_y = _statistics_strategy()
@@ -259,17 +276,7 @@ def test_class_statistics_bring_a_class_the_teacher_lacks_into_the_knowledge() -
     for i, msg in enumerate(msgs):
         y = np.full(60, 3) if i == 0 else rng.integers(0, C, 60)
         stats = ClassStats.of(centres[y] + rng.normal(0, 1, (60, 5)), y, C)
-        content = build_reply(
-            np.zeros((0, C), np.float32),
-            np.arange(0),
-            C,
-            Codec.FP32,
-            "drone",
-            {keys.NUM_EXAMPLES: 60},
-            statistics=stats,
-            client_name=f"drone-{i}",
-        )
-        replies.append(Message(content, reply_to=msg))
+        replies.append(_statistics_reply(msg, stats, 60, f"drone-{i}"))
     before = (s.knowledge.current.argmax(1) == ref_y).mean()
     s.aggregate_train(1, replies)
     after = s.knowledge.current.argmax(1)
@@ -326,7 +333,6 @@ def test_statistics_mode_sends_each_node_only_its_architectures_head() -> None:
 
 
 def test_heads_are_refit_only_in_rounds_that_bring_new_statistics() -> None:
-    from clients.reply import build_reply
     from common.class_stats import ClassStats
     from server.heads import DeployedHeads
 
@@ -346,16 +352,7 @@ def test_heads_are_refit_only_in_rounds_that_bring_new_statistics() -> None:
         )
         y = rng.integers(0, C, 40)
         stats = ClassStats.of(centres[y] + rng.normal(0, 1, (40, 5)), y, C) if with_stats else None
-        content = build_reply(
-            np.zeros((0, C), np.float32),
-            np.arange(0),
-            C,
-            Codec.FP32,
-            "drone",
-            {keys.NUM_EXAMPLES: 40},
-            statistics=stats,
-            client_name="drone-0",
-        )
-        arrays, _ = s.aggregate_train(server_round, [Message(content, reply_to=msgs[0])])
+        reply = _statistics_reply(msgs[0], stats, 40, "drone-0")
+        arrays, _ = s.aggregate_train(server_round, [reply])
         assert arrays is not None and s.updated  # the round still counts as delivered
     assert CountingHeads.fits == 2  # rounds 1 and 3; round 2 brought nothing new
