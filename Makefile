@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 OUT ?= runs/default
-PACKAGES := common server clients simulations
+PACKAGES := cli simulations server clients onboard common
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

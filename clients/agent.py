@@ -32,7 +32,7 @@ from common.bands import DATASETS
 from common.config import ROLES
 from common.errors import ConfigError, DataNotFoundError
 from common.help_format import DefaultsHelpFormatter
-from simulations.flower import BIN, flower_env
+from common.processes import BIN, flower_env
 
 log = logging.getLogger(__name__)
 

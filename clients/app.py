@@ -62,7 +62,7 @@ def _identity(context: Context) -> tuple[RunConfig, int, str]:
 
 @functools.cache
 def _scenario_roles(scenario: str) -> tuple[str, ...]:
-    from simulations.scenario import load_scenario  # only fleets need the scenario
+    from common.fleet.scenario import load_scenario  # only fleets need the scenario
 
     return tuple(load_scenario(scenario).roles())
 

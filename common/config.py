@@ -175,7 +175,7 @@ class RunConfig:
     attackers: float = 0.0  # simulation: fraction of Byzantine clients (lowest partition ids)
     attack: str = "mixed"  # random, inverted, constant or mixed
     resume: int = 0  # 1: continue from out-dir/checkpoint.pt (skydistill simulate --resume)
-    # Fleet scenario (simulations/scenarios/<name>.toml or a path; empty: no contact model)
+    # Fleet scenario (common/fleet/scenarios/<name>.toml or a path; empty: no contact model)
     scenario: str = ""
     schedule: str = "contact-aware"  # or synchronous: wait for every sampled client
     round_window_minutes: float = 60.0  # contact-aware: simulated minutes per round

@@ -17,8 +17,8 @@ from flwr.serverapp import Grid
 from common import keys
 from common.config import RunConfig
 from common.errors import ConfigError
+from common.fleet.schedule import ContactAwareSchedule, Schedule, SynchronousSchedule
 from server.replies import ClientReply
-from server.schedule import ContactAwareSchedule, Schedule, SynchronousSchedule
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +28,8 @@ BYTES_PER_TILE = 2 * (10 + 4)
 
 def build_schedule(cfg: RunConfig) -> Schedule[ClientReply]:
     """The schedule of ``cfg.scenario`` (imports the orbit code only when a scenario is set)."""
-    from simulations.contacts import contact_plan
-    from simulations.scenario import load_scenario
+    from common.fleet.contacts import contact_plan
+    from common.fleet.scenario import load_scenario
 
     scenario = load_scenario(cfg.scenario)
     if scenario.num_clients != cfg.num_clients:

@@ -30,13 +30,13 @@ from flwr.serverapp.strategy import Strategy
 from common import keys
 from common.codec import Codec, encode
 from common.errors import ReplyError
+from common.fleet.schedule import RoundPlan, Schedule
 from server.aggregation import Rule, aggregate, merge_groups
 from server.evidence import StatisticsKnowledge
 from server.heads import DeployedHeads
 from server.history import RoundRecord
 from server.knowledge import Knowledge
 from server.replies import ClientReply, parse_reply
-from server.schedule import RoundPlan, Schedule
 
 log = logging.getLogger(__name__)
 

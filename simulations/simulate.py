@@ -21,21 +21,21 @@ from clients.app import STUDENTS_DIR
 from common.config import RunConfig
 from common.errors import ConfigError
 from common.federation import dataset_folder
+from common.processes import FlowerError
 from common.settings import PROJECT_ROOT
 from server.checkpoint import CHECKPOINT_FILE, load_checkpoint
 from server.fleet import build_schedule
 from server.ground import prepare
 from server.history import REPORT_FILE
+from server.plots import plot_accuracy
 from simulations.flower import (
     CONNECTION,
-    FlowerError,
     SuperLink,
     stream_logs,
     submit_run,
     wait_for_run,
     write_connection,
 )
-from simulations.plots import plot_accuracy
 
 log = logging.getLogger(__name__)
 

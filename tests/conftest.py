@@ -7,6 +7,9 @@ from pathlib import Path
 import pytest
 
 from tests.data.eurosat.make import make
+from tests.student_fixture import ms_student
+
+__all__ = ["ms_student"]  # the on-board tests' trained student, a session fixture
 
 
 @pytest.fixture(scope="session")

@@ -25,24 +25,17 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from cli.deploy import ServerOptions, deployment_superlink, register_agent
 from clients.agent import AgentOptions, agent_argv, node_config, node_number
 from clients.local_data import inspect_folder
 from common.bands import DATASETS
 from common.config import RunConfig
 from common.errors import ConfigError
+from common.processes import descendants, free_port, is_alive, stop_tree
 from common.settings import PROJECT_ROOT
 from server.certs import make_certs
 from server.history import REPORT_FILE
-from simulations.deploy import ServerOptions, deployment_superlink, register_agent
-from simulations.flower import (
-    SuperLink,
-    descendants,
-    free_port,
-    is_alive,
-    run_status,
-    stop_tree,
-    submit_run,
-)
+from simulations.flower import SuperLink, run_status, submit_run
 from simulations.simulate import COMPLETED, write_run_config
 
 pytestmark = pytest.mark.timeout(900)
@@ -87,7 +80,7 @@ class Fleet:
         log = (self.root / f"agent-{key}.log").open("ab")
         env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
         proc = subprocess.Popen(
-            [sys.executable, "-m", "simulations.cli", *agent_argv(opts)],
+            [sys.executable, "-m", "cli.main", *agent_argv(opts)],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
@@ -165,7 +158,7 @@ def _run_agent(root: Path, opts: AgentOptions, timeout: float) -> tuple[int, str
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
     start = time.monotonic()
     done = subprocess.run(
-        [sys.executable, "-m", "simulations.cli", *agent_argv(opts)],
+        [sys.executable, "-m", "cli.main", *agent_argv(opts)],
         capture_output=True,
         env=env,
         cwd=root,

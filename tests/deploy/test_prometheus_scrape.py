@@ -18,8 +18,8 @@ import pytest
 import yaml
 
 from common.config import RunConfig
+from common.processes import free_port, stop_tree
 from common.settings import PROJECT_ROOT
-from simulations.flower import free_port, stop_tree
 from simulations.simulate import simulate
 
 DEPLOY = PROJECT_ROOT / "deploy" / "prometheus"

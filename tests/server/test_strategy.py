@@ -143,7 +143,7 @@ def test_evaluation_rounds_and_per_role_test_accuracy() -> None:
 
 
 def test_contact_aware_round_sends_to_contacts_and_merges_a_stale_reply() -> None:
-    from server.schedule import ALWAYS, ContactAwareSchedule, ContactPlan
+    from common.fleet.schedule import ALWAYS, ContactAwareSchedule, ContactPlan
 
     # client 0: always online; 1: replies 2.5 h later (round 3); 2: after 10 h; 3: never
     windows = [list(ALWAYS), [(0.1, 0.2), (2.5, 2.6)], [(0.1, 0.2), (10.0, 10.1)], []]

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from common.config import RunConfig
-from simulations.contacts import contact_plan
-from simulations.scenario import load_scenario
+from common.fleet.contacts import contact_plan
+from common.fleet.scenario import load_scenario
 from simulations.simulate import simulate
 
 

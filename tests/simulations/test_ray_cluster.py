@@ -21,8 +21,8 @@ from pathlib import Path
 import psutil
 
 from common.config import RunConfig
+from common.processes import free_port
 from common.settings import PROJECT_ROOT
-from simulations.flower import free_port
 from simulations.simulate import simulate
 
 HEAD = PROJECT_ROOT / "deploy" / "ray" / "head.sh"

@@ -1,0 +1,44 @@
+"""Integration: ``bench robust`` end to end on fixture data, through a real SuperLink."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from common.config import RunConfig
+from common.settings import PROJECT_ROOT
+from simulations.bench.robust import RobustBench, robust_defaults, run_robust
+from tests.simulations.bench.bench_config import on_fixture_data
+
+CHECK = PROJECT_ROOT.parent / "shared" / "tools" / "check_report.py"
+
+
+def test_bench_robust_reads_every_run_against_the_no_client_control(
+    fixture_data: Path, tmp_path: Path
+) -> None:
+    base = on_fixture_data(robust_defaults(), fixture_data)
+    out = tmp_path / "out"
+    bench = RobustBench(clients=4, attackers=1, rounds=2, rule="median", out=out, base=base)
+    report = run_robust(bench)
+    assert json.loads((out / "robust.json").read_text()) == json.loads(json.dumps(report))
+    control = report["control"]
+    assert len(control["rounds"]) == 2 and control["final_accuracy"] == control["rounds"][-1]
+    gain = report["clean"]["final_accuracy"] - control["final_accuracy"]
+    assert report["clean_gain_over_control"] == gain
+    assert report["attacked_robust"]["rule"] == "median"
+    # the attacks poison soft predictions: clients send them (no statistics mode)
+    assert (
+        RunConfig.from_mapping(
+            json.loads((out / "robust-c4-s42" / "clean" / "report.json").read_text())["config"]
+        ).client_statistics
+        == 0
+    )
+    for name in ("clean", "attacked_mean", "attacked_robust"):
+        assert len(report[name]["rounds"]) == 2
+    if CHECK.is_file():
+        done = subprocess.run(
+            [sys.executable, str(CHECK), str(out / "robust.json")], capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
