@@ -23,11 +23,12 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/skydistill simulate --out $(OUT)
 
-## lint: ruff and mypy on the packages
+## lint: ruff, mypy, and the import layering (import-linter contracts in pyproject.toml)
 lint: $(STAMP)
 	$(BIN)/ruff check $(PACKAGES) tests
 	$(BIN)/ruff format --check $(PACKAGES) tests
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 ## prometheus: Debian's prometheus and promtool, which the monitoring tests run for real
 prometheus:

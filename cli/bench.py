@@ -3,46 +3,60 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
-from cli.bench_flags import (
-    DATA_DIR,
-    DISTILL_DEFAULTS,
-    FLEET_DEFAULTS,
-    ROBUST_DEFAULTS,
-    SCALE_CLIENTS,
-    SCALE_DEFAULTS,
-)
+from cli import bench_flags as cmd
+from cli.bench_args import distill_bench, fleet_bench, onboard_bench, robust_bench, scale_bench
 from cli.options import add_mirror, add_set, ranged
+from common.config import RunConfig
 from common.config_rules import Range
 from common.help_format import DefaultsHelpFormatter
+from simulations.bench.settings import (
+    DEFAULT_OUT,
+    DistillBench,
+    FleetBench,
+    OnboardBench,
+    RobustBench,
+    ScaleBench,
+)
 
-DEFAULT_OUT = Path("bench/out")
 DEFAULT_DOCS = Path("docs/benchmarks.md")
-
+SEED_HELP = "seed of the partition, sampling and models"
+ALPHA_HELP = "Dirichlet label-skew concentration (0 = IID)"
 
 _COUNT = ranged(int, Range(1))
 _NON_NEGATIVE = ranged(int, Range(0))
 _SECONDS = ranged(float, Range(0, low_open=True))
 
 
-def _common(p: argparse.ArgumentParser, docs: bool = True) -> None:
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="report folder")
-    if docs:
-        p.add_argument(
-            "--docs", type=Path, default=DEFAULT_DOCS, help="benchmark page to regenerate"
-        )
+def _mirrors(
+    p: argparse.ArgumentParser, flags: Mapping[str, str], base: RunConfig
+) -> Callable[..., None]:
+    """``mirror(flag, help, shown=None, **kw)``: add ``flag`` for its run-config key in
+    ``flags``, showing the bench's default (``base``'s value, or ``shown``)."""
+    defaults = base.to_mapping()
+
+    def mirror(flag: str, help: str, shown: object = None, **kw: Any) -> None:
+        key = flags[flag]
+        add_mirror(p, flag, key, defaults[key] if shown is None else shown, help, **kw)
+
+    return mirror
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    bench = sub.add_parser(
-        "bench",
-        help="benchmarks (JSON reports in bench/out/, plots, docs/benchmarks.md)",
-        description="Benchmarks. Each writes a JSON report and plots to --out and regenerates "
-        "docs/benchmarks.md from the reports found there. Flags win over --set, and --set "
-        "over the defaults; a key given both ways with different values is an error.",
-    )
-    kinds = bench.add_subparsers(dest="bench", required=True)
+def _option(
+    p: argparse.ArgumentParser, flag: str, kind: Callable[[str], Any], default: object, help: str
+) -> None:
+    p.add_argument(flag, type=kind, default=default, help=help)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    _option(p, "--out", Path, DEFAULT_OUT, "report folder")
+    _option(p, "--docs", Path, DEFAULT_DOCS, "benchmark page to regenerate")
+
+
+def _distill(kinds: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = kinds.add_parser(
         "distill",
         help="teacher, centralised, tuned FedAvg and federated distillation side by side",
@@ -53,55 +67,43 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "students, (e) federated distillation with each role's own student, and a control: "
         "the global student of (d) on the same schedule without any client. Writes "
         "OUT/distill.json (a run with the same alpha, clients, rounds, seed and test set is "
-        "replaced), "
-        "OUT/distill-accuracy.png and OUT/distill-bytes.png.",
+        "replaced), OUT/distill-accuracy.png and OUT/distill-bytes.png.",
         formatter_class=DefaultsHelpFormatter,
     )
-    d = DISTILL_DEFAULTS
-    add_mirror(p, "--clients", "num-clients", d["num-clients"], "simulated clients", type=int)
-    add_mirror(
-        p,
-        "--alpha",
-        "alpha",
-        d["alpha"],
-        "Dirichlet label-skew concentration (0 = IID)",
-        type=float,
-    )
-    add_mirror(
-        p, "--rounds", "num-rounds", d["num-rounds"], "federated rounds of every method", type=int
-    )
-    add_mirror(
-        p, "--seed", "seed", d["seed"], "seed of the partition, sampling and models", type=int
-    )
-    add_mirror(
-        p,
+    d = DistillBench()
+    mirror = _mirrors(p, cmd.DISTILL_FLAGS, d.base)
+    mirror("--clients", "simulated clients", type=int)
+    mirror("--alpha", ALPHA_HELP, type=float)
+    mirror("--rounds", "federated rounds of every method", type=int)
+    mirror("--seed", SEED_HELP, type=int)
+    mirror(
         "--test-dir",
-        "test-dir",
-        "the internal test split",
         "evaluate every model on this labelled folder (<Class>/<tile>) of the same classes",
+        shown="the internal test split",
         type=Path,
     )
-    add_mirror(
-        p,
+    mirror(
         "--ground-gap",
-        "archive-gap",
-        "no gap",
         "N:KEEP: N classes, chosen by the seed, keep only KEEP of their archive tiles (the rest "
         "go to the clients): the ground lacks what the fleet sees; the report gives every "
         "method's accuracy on those scarce classes",
+        shown="no gap",
         metavar="N:KEEP",
     )
-    p.add_argument(
+    _option(
+        p,
         "--search-rounds",
-        type=_NON_NEGATIVE,
-        default=0,
-        help="rounds per FedAvg search point; 0: all --rounds, and the chosen point's search "
+        _NON_NEGATIVE,
+        d.search_rounds,
+        "rounds per FedAvg search point; 0: all --rounds, and the chosen point's search "
         "run is the reported FedAvg run",
     )
     _common(p)
     add_set(p, "codec=topk", "override a run-config key for the federated methods")
-    p.set_defaults(func=_run_distill)
+    p.set_defaults(func=_run, make_bench=distill_bench)
 
+
+def _robust(kinds: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     r = kinds.add_parser(
         "robust",
         help="clean vs Byzantine-attacked federations with the plain mean and a robust rule",
@@ -110,43 +112,30 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "Writes OUT/robust.json and OUT/robust.png.",
         formatter_class=DefaultsHelpFormatter,
     )
-    d = ROBUST_DEFAULTS
-    add_mirror(r, "--clients", "num-clients", d["num-clients"], "simulated clients", type=int)
-    r.add_argument(
-        "--attackers", type=_NON_NEGATIVE, default=20, help="Byzantine clients among them"
-    )
-    add_mirror(
-        r,
+    d = RobustBench()
+    mirror = _mirrors(r, cmd.ROBUST_FLAGS, d.base)
+    mirror("--clients", "simulated clients", type=int)
+    _option(r, "--attackers", _NON_NEGATIVE, d.attackers, "Byzantine clients among them")
+    mirror(
         "--attack",
-        "attack",
-        "mixed",
         "what the attackers send",
         choices=("random", "inverted", "constant", "mixed"),
     )
     r.add_argument(
         "--rule",
         choices=("trimmed-mean", "median"),
-        default="trimmed-mean",
+        default=d.rule,
         help="robust aggregation rule of the third run",
     )
-    add_mirror(
-        r, "--rounds", "num-rounds", d["num-rounds"], "federated rounds of each run", type=int
-    )
-    add_mirror(
-        r,
-        "--alpha",
-        "alpha",
-        d["alpha"],
-        "Dirichlet label-skew concentration (0 = IID)",
-        type=float,
-    )
-    add_mirror(
-        r, "--seed", "seed", d["seed"], "seed of the partition, sampling and models", type=int
-    )
+    mirror("--rounds", "federated rounds of each run", type=int)
+    mirror("--alpha", ALPHA_HELP, type=float)
+    mirror("--seed", SEED_HELP, type=int)
     _common(r)
     add_set(r, "reference-per-round=300", "override a run-config key of the three runs")
-    r.set_defaults(func=_run_robust)
+    r.set_defaults(func=_run, make_bench=robust_bench)
 
+
+def _onboard(kinds: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     o = kinds.add_parser(
         "onboard",
         help="students and teacher as deployable files: size, latency, throughput, accuracy",
@@ -158,39 +147,46 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "OUT/onboard.json and the exported files to OUT/onboard/.",
         formatter_class=DefaultsHelpFormatter,
     )
-    o.add_argument(
+    d = OnboardBench()
+    _option(
+        o,
         "--students",
-        type=Path,
-        default=None,
-        help="folder of student files (default: the pre-installed students of the run config)",
+        Path,
+        d.students,
+        "folder of student files (default: the pre-installed students of the run config)",
     )
-    add_mirror(o, "--data-dir", "data-dir", DATA_DIR, "data root")
-    o.add_argument("--runs", type=_COUNT, default=200, help="timed single-tile runs")
-    o.add_argument("--warmup", type=_NON_NEGATIVE, default=20, help="untimed runs first")
-    o.add_argument(
+    _mirrors(o, cmd.ONBOARD_FLAGS, d.base)("--data-dir", "data root", shown=cmd.DATA_DIR)
+    _option(o, "--runs", _COUNT, d.runs, "timed single-tile runs")
+    _option(o, "--warmup", _NON_NEGATIVE, d.warmup, "untimed runs first")
+    _option(
+        o,
         "--batch-size",
-        type=_COUNT,
-        default=256,
-        help="batch for throughput (not the training batch: that is --set batch-size)",
+        _COUNT,
+        d.batch_size,
+        "batch for throughput (not the training batch: that is --set batch-size)",
     )
-    o.add_argument(
+    _option(
+        o,
         "--throughput-seconds",
-        type=ranged(float, Range(0)),
-        default=2.0,
-        help="least time per batch",
+        ranged(float, Range(0)),
+        d.throughput_seconds,
+        "least time per batch",
     )
-    o.add_argument("--threads", type=_COUNT, default=1, help="CPU threads of every runtime")
-    o.add_argument(
+    _option(o, "--threads", _COUNT, d.threads, "CPU threads of every runtime")
+    _option(
+        o,
         "--test-limit",
-        type=_COUNT,
-        default=None,
-        help="at most N test tiles (default: the whole test split)",
+        _COUNT,
+        d.test_limit,
+        "at most N test tiles (default: the whole test split)",
     )
-    o.add_argument("--calibration-tiles", type=_COUNT, default=256, help="int8 calibration tiles")
+    _option(o, "--calibration-tiles", _COUNT, d.calibration, "int8 calibration tiles")
     _common(o)
     add_set(o, "teacher-epochs=1")
-    o.set_defaults(func=_run_onboard)
+    o.set_defaults(func=_run, make_bench=onboard_bench)
 
+
+def _fleet(kinds: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     f = kinds.add_parser(
         "fleet",
         help="simulated hours to a target accuracy: contact-aware vs synchronous scheduling",
@@ -202,56 +198,29 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "(accuracy against simulated hours, hours to TARGET) and OUT/fleet.png.",
         formatter_class=DefaultsHelpFormatter,
     )
-    d = FLEET_DEFAULTS
-    add_mirror(
+    d = FleetBench()
+    mirror = _mirrors(f, cmd.FLEET_FLAGS, d.base)
+    mirror("--scenario", "scenario name (common/fleet/scenarios) or TOML path")
+    mirror("--seed", SEED_HELP, type=int)
+    _option(f, "--hours", _SECONDS, d.hours, "simulated horizon, synchronous")
+    _option(f, "--aware-hours", _SECONDS, d.aware_hours, "simulated horizon, contact-aware")
+    _option(
         f,
-        "--scenario",
-        "scenario",
-        d["scenario"],
-        "scenario name (common/fleet/scenarios) or TOML path",
-    )
-    add_mirror(
-        f, "--seed", "seed", d["seed"], "seed of the partition, sampling and models", type=int
-    )
-    f.add_argument("--hours", type=_SECONDS, default=96.0, help="simulated horizon, synchronous")
-    f.add_argument(
-        "--aware-hours", type=_SECONDS, default=24.0, help="simulated horizon, contact-aware"
-    )
-    f.add_argument(
         "--target",
-        type=ranged(float, Range(0, 1, low_open=True)),
-        default=0.75,
-        help="target global-student accuracy",
+        ranged(float, Range(0, 1, low_open=True)),
+        d.target,
+        "target global-student accuracy",
     )
-    f.add_argument("--per-round", type=_COUNT, default=7, help="clients given work per round, max")
-    add_mirror(
-        f,
-        "--window-minutes",
-        "round-window-minutes",
-        d["round-window-minutes"],
-        "contact-aware round length",
-        type=float,
-    )
-    add_mirror(
-        f,
-        "--max-staleness",
-        "max-staleness",
-        d["max-staleness"],
-        "oldest accepted reply, rounds",
-        type=int,
-    )
-    add_mirror(
-        f,
-        "--decay",
-        "staleness-decay",
-        d["staleness-decay"],
-        "weight of a reply of age a: DECAY**a",
-        type=float,
-    )
+    _option(f, "--per-round", _COUNT, d.per_round, "clients given work per round, max")
+    mirror("--window-minutes", "contact-aware round length", type=float)
+    mirror("--max-staleness", "oldest accepted reply, rounds", type=int)
+    mirror("--decay", "weight of a reply of age a: DECAY**a", type=float)
     _common(f)
     add_set(f, "server-epochs=2", "override a run-config key of both runs")
-    f.set_defaults(func=_run_fleet)
+    f.set_defaults(func=_run, make_bench=fleet_bench)
 
+
+def _scale(kinds: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s = kinds.add_parser(
         "scale",
         help="1,000 and 10,000 virtual clients on Flower + Ray: round time, memory, overhead",
@@ -265,133 +234,41 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "plain loop in this process. Writes OUT/scale.json.",
         formatter_class=DefaultsHelpFormatter,
     )
-    d = SCALE_DEFAULTS
-    add_mirror(
-        s,
-        "--clients",
-        "num-clients",
-        " ".join(str(n) for n in SCALE_CLIENTS),
-        "fleet sizes to run",
-        type=int,
-        nargs="+",
-    )
-    s.add_argument("--per-round", type=_COUNT, default=100, help="clients sampled per round")
-    add_mirror(s, "--rounds", "num-rounds", d["num-rounds"], "rounds of each run", type=int)
-    add_mirror(s, "--shard-size", "shard-size", d["shard-size"], "tiles per client shard", type=int)
-    add_mirror(
-        s,
+    d = ScaleBench()
+    mirror = _mirrors(s, cmd.SCALE_FLAGS, d.base)
+    sizes = " ".join(str(n) for n in d.clients)
+    mirror("--clients", "fleet sizes to run", shown=sizes, type=int, nargs="+")
+    _option(s, "--per-round", _COUNT, d.per_round, "clients sampled per round")
+    mirror("--rounds", "rounds of each run", type=int)
+    mirror("--shard-size", "tiles per client shard", type=int)
+    mirror(
         "--reference-per-round",
-        "reference-per-round",
-        d["reference-per-round"],
         "reference tiles (targets) per client round; with batch 64 it sets the steps",
         type=int,
     )
-    add_mirror(
-        s, "--seed", "seed", d["seed"], "seed of the partition, sampling and models", type=int
-    )
-    add_mirror(s, "--data-dir", "data-dir", DATA_DIR, "data root")
-    s.add_argument("--work", type=Path, default=None, help="run folders (default: OUT/scale-work)")
+    mirror("--seed", SEED_HELP, type=int)
+    mirror("--data-dir", "data root", shown=cmd.DATA_DIR)
+    _option(s, "--work", Path, d.work, "run folders (default: OUT/scale-work)")
     _common(s)
     add_set(s, "client-epochs=2")
-    s.set_defaults(func=_run_scale)
+    s.set_defaults(func=_run, make_bench=scale_bench)
 
 
-def _run_distill(args: argparse.Namespace) -> int:
-    from cli.bench_args import distill_bench
-    from simulations.bench.distill import run_bench
-    from simulations.bench.docs import render_docs
-    from simulations.bench.plots import plot_distill
-
-    bench = distill_bench(args)
-    run = run_bench(bench)
-    plot_distill(run, args.out)
-    render_docs(args.out, args.docs)
-    print(_summary(run))  # noqa: T201 (the command's output)
-    return 0
-
-
-def _summary(run: dict[str, object]) -> str:
-    methods = run["methods"]
-    assert isinstance(methods, dict)
-    lines = [f"alpha {run['alpha']}, {run['clients']} clients, {run['rounds']} rounds:"]
-    for name, m in methods.items():
-        client = m.get("client_accuracy_mean")
-        lines.append(
-            f"  {name:13s} final {m['final_accuracy']:.4f}  clients "
-            + (f"{client:.4f}" if client is not None else "   -  ")
-            + f"  {m['bytes_per_client_round']:>10,.0f} B/client-round  {m['seconds']:6.0f} s"
-        )
-    return "\n".join(lines)
-
-
-def _run_robust(args: argparse.Namespace) -> int:
-    from cli.bench_args import robust_bench
-    from simulations.bench.docs import render_docs
-    from simulations.bench.plots import plot_robust
-    from simulations.bench.robust import run_robust
-
-    report = run_robust(robust_bench(args))
-    plot_robust(report, args.out / "robust.png")
-    render_docs(args.out, args.docs)
-    print(  # noqa: T201 (the command's output)
-        f"clean {report['clean']['final_accuracy']:.4f}, attacked with the mean "
-        f"{report['attacked_mean']['final_accuracy']:.4f}, attacked with {args.rule} "
-        f"{report['attacked_robust']['final_accuracy']:.4f}; report: {args.out / 'robust.json'}"
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    bench = sub.add_parser(
+        "bench",
+        help="benchmarks (JSON reports in bench/out/, plots, docs/benchmarks.md)",
+        description="Benchmarks. Each writes a JSON report and plots to --out and regenerates "
+        "docs/benchmarks.md from the reports found there. Flags win over --set, and --set "
+        "over the defaults; a key given both ways with different values is an error.",
     )
-    return 0
+    kinds = bench.add_subparsers(dest="bench", required=True)
+    for add in (_distill, _robust, _onboard, _fleet, _scale):
+        add(kinds)
 
 
-def _run_onboard(args: argparse.Namespace) -> int:
-    from cli.bench_args import onboard_bench
-    from simulations.bench.docs import render_docs
-    from simulations.bench.onboard import run_onboard
+def _run(args: argparse.Namespace) -> int:
+    from simulations.bench.commands import run_command  # the benchmarks' heavy imports
 
-    report = run_onboard(onboard_bench(args))
-    render_docs(args.out, args.docs)
-    lines = [f"{len(report['models'])} model files; report: {args.out / 'onboard.json'}"]
-    for m in report["models"]:
-        lines.append(
-            f"  {m['name']:14s} {m['format']:11s} {m['file_bytes']:>10,} B "
-            f"{m['latency_ms_median']:8.3f} ms {m['throughput_per_s']:9.0f}/s "
-            f"accuracy {m['accuracy']:.4f} (fp32 {m['accuracy_fp32']:.4f})"
-        )
-    print("\n".join(lines))  # noqa: T201 (the command's output)
-    return 0
-
-
-def _run_fleet(args: argparse.Namespace) -> int:
-    from cli.bench_args import fleet_bench
-    from simulations.bench.docs import format_hours, render_docs
-    from simulations.bench.fleet import run_fleet
-
-    report = run_fleet(fleet_bench(args))
-    render_docs(args.out, args.docs)
-    aware = report["contact_aware"]["hours_to_target"]
-    sync = report["synchronous"]["hours_to_target"]
-
-    ratio = f"{aware / sync:.2f}" if aware is not None and sync else "-"
-    print(  # noqa: T201 (the command's output)
-        f"{report['scenario']}: target {args.target:.2f} reached after {format_hours(aware)} "
-        f"(contact-aware) vs {format_hours(sync)} (synchronous), ratio {ratio}; "
-        f"report: {args.out / 'fleet.json'}"
-    )
-    return 0
-
-
-def _run_scale(args: argparse.Namespace) -> int:
-    from cli.bench_args import scale_bench
-    from simulations.bench.docs import render_docs
-    from simulations.bench.scale import run_scale
-
-    report = run_scale(scale_bench(args))
-    render_docs(args.out, args.docs)
-    lines = [f"report: {args.out / 'scale.json'}"]
-    for run in report["runs"]:
-        lines.append(
-            f"  {run['clients']:>6,} clients, {run['per_round']} per round: rounds "
-            + " ".join(f"{s:.1f}" for s in run["round_seconds"])
-            + f" s, plain loop {run['plain_loop_seconds']:.1f} s, overhead ratio "
-            f"{run['overhead_ratio']:.2f}, peak RSS {run['peak_rss_bytes'] / 2**30:.2f} GiB"
-        )
-    print("\n".join(lines))  # noqa: T201 (the command's output)
+    print(run_command(args.make_bench(args), args.docs))  # the command's output
     return 0

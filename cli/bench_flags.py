@@ -1,9 +1,9 @@
 """The flags of each ``skydistill bench`` command that mirror a run-config key.
 
-Per command: the flags (flag -> key), the defaults the command shows and runs with (over
-``bench_defaults()`` or ``RunConfig()``), and the keys it sets itself, which ``--set`` cannot
-change (and why). Plain data, cheap to import: ``cli/bench.py`` builds the parsers
-from it and ``cli/bench_args.py`` merges it with ``--set``.
+Per command: the flags (flag -> key), and the keys it sets itself, which ``--set`` cannot
+change (and why). The defaults they show and run with are the bench's run config
+(``simulations/bench/settings.py``). Plain data, cheap to import: ``cli/bench.py`` builds the
+parsers from it and ``cli/bench_args.py`` merges it with ``--set``.
 """
 
 from __future__ import annotations
@@ -15,12 +15,6 @@ DISTILL_FLAGS = {
     "--seed": "seed",
     "--test-dir": "test-dir",
     "--ground-gap": "archive-gap",
-}
-DISTILL_DEFAULTS: dict[str, object] = {
-    "num-clients": 100,
-    "alpha": 0.1,
-    "num-rounds": 30,
-    "seed": 42,
 }
 _PER_METHOD = "bench distill sets it per method (see bench distill --help)"
 _NO_EXPORTER = "benchmarks run without the Prometheus exporter"
@@ -42,12 +36,6 @@ ROBUST_FLAGS = {
     "--seed": "seed",
     "--attack": "attack",
 }
-ROBUST_DEFAULTS: dict[str, object] = {
-    "num-clients": 100,
-    "num-rounds": 10,
-    "alpha": 0.5,
-    "seed": 42,
-}
 ROBUST_FIXED = {
     "aggregation": "bench robust runs the mean twice and --rule once",
     "attackers": "use --attackers (a number of clients)",
@@ -61,13 +49,6 @@ FLEET_FLAGS = {
     "--window-minutes": "round-window-minutes",
     "--max-staleness": "max-staleness",
     "--decay": "staleness-decay",
-}
-FLEET_DEFAULTS: dict[str, object] = {
-    "scenario": "leo50",
-    "seed": 42,
-    "round-window-minutes": 60.0,
-    "max-staleness": 4,
-    "staleness-decay": 0.5,
 }
 FLEET_FIXED = {
     "schedule": "bench fleet runs both schedules",
@@ -83,13 +64,6 @@ SCALE_FLAGS = {
     "--reference-per-round": "reference-per-round",
     "--seed": "seed",
     "--data-dir": "data-dir",
-}
-SCALE_CLIENTS: tuple[int, ...] = (1_000, 10_000)
-SCALE_DEFAULTS: dict[str, object] = {
-    "num-rounds": 3,
-    "shard-size": 50,
-    "reference-per-round": 100,
-    "seed": 42,
 }
 SCALE_FIXED = {
     "fraction-train": "set from --per-round",

@@ -4,81 +4,19 @@ deployment on Flower's deployment engine.
 ``server`` starts a SuperLink (not in simulation mode) with TLS and SuperNode authentication
 on by default, writes the ``flwr`` connection for it into ``$FLWR_HOME/config.toml`` and runs
 until stopped. ``register`` adds an agent's public key to the SuperLink (``flwr supernode
-register``). ``certs`` makes the CA, the server certificate and the agents' keys.
+register``). ``certs`` makes the CA, the server certificate and the agents' keys. The
+parsers and what they print; the deployment itself is ``simulations.deployment``.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import signal
-from dataclasses import dataclass
 from pathlib import Path
 
 from common.help_format import DefaultsHelpFormatter
-from common.processes import FlowerError
 from server.certs import make_certs
-from simulations.flower import CONNECTION, SuperLink, flwr, write_connection
-
-log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ServerOptions:
-    home: Path
-    host: str = "0.0.0.0"
-    port: int = 8000
-    certs: Path | None = None  # folder with ca.crt, server.pem, server.key
-    insecure: bool = False
-    node_auth: bool = True
-    database: Path | None = None
-
-    def superlink_args(self) -> tuple[str, ...]:
-        args: list[str] = []
-        if not self.insecure:
-            if self.certs is None:
-                raise FlowerError(
-                    "no TLS material: pass --certs DIR (made by `skydistill certs DIR`) or "
-                    "--insecure for a plain-HTTP test setup"
-                )
-            for name in ("ca.crt", "server.pem", "server.key"):
-                if not (self.certs / name).is_file():
-                    raise FlowerError(f"{self.certs / name} is missing: run `skydistill certs`")
-            args += [
-                "--ssl-ca-certfile", str((self.certs / "ca.crt").resolve()),
-                "--ssl-certfile", str((self.certs / "server.pem").resolve()),
-                "--ssl-keyfile", str((self.certs / "server.key").resolve()),
-            ]  # fmt: skip
-        if self.node_auth:
-            args.append("--enable-supernode-auth")
-        if self.database is not None:
-            args += ["--database", str(self.database.resolve())]
-        return tuple(args)
-
-
-def deployment_superlink(opts: ServerOptions) -> SuperLink:
-    """A SuperLink in deployment mode; with TLS the ``flwr`` connection trusts ``ca.crt``."""
-    link = SuperLink(
-        opts.home,
-        port=opts.port,
-        host=opts.host,
-        simulation=False,
-        insecure=opts.insecure,
-        extra_args=opts.superlink_args(),
-    )
-    ca = None if opts.insecure or opts.certs is None else (opts.certs / "ca.crt").resolve()
-    write_connection(opts.home, link.address, root_certificates=ca)
-    return link
-
-
-def register_agent(home: Path, public_key: Path, name: str | None = None) -> int:
-    """Register an agent's public key with the SuperLink of ``home``'s connection."""
-    args = ["supernode", "register", str(public_key.resolve()), CONNECTION]
-    if name:
-        args += ["--name", name]
-    node_id = int(flwr(home, *args, timeout=60)["node-id"])
-    log.info("registered %s as node %d", public_key, node_id)
-    return node_id
+from simulations.deployment import ServerOptions, deployment_superlink, register_agent
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

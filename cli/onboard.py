@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from common.config import SETTINGS
 from common.help_format import DefaultsHelpFormatter
 
 if TYPE_CHECKING:
@@ -15,9 +16,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DATA_DIR_HELP = (
-    "data root holding eurosat-rgb/ and eurosat-ms/; unset: $SKYDISTILL_DATA or ../shared/data"
-)
+_DATA_DIR = SETTINGS["data-dir"]
+DATA_DIR_HELP = f"{_DATA_DIR.help}; unset: {_DATA_DIR.empty}"
 
 
 def add_parsers(sub: Sub) -> None:

@@ -1,11 +1,13 @@
-"""Options that mirror run-config keys, and how a command merges them with ``--set``.
+"""Options that mirror run-config keys, and the one way a command merges them with ``--set``.
 
 Precedence, on every command that takes ``--set``: an explicit flag > ``--set KEY=VALUE`` >
 the command's own defaults (e.g. ``bench_defaults()``) > ``RunConfig``'s defaults. A flag that
 mirrors a key defaults to None, so that "not given" can be told from "given the default
-value"; its help text states the effective default instead. A key given both as a flag and
-with ``--set`` with different values is an error, and so is a ``--set`` of a key the command
-sets itself (``fixed``). Bad values are reported by the flag or ``--set`` item that gave them:
+value"; its help text states the effective default instead. Its help, default, type and
+choices are the key's own (``common.config.SETTINGS``, ``common.config_rules.CHOICES``) unless
+the command gives its own. A key given both as a flag and with ``--set`` with different values
+is an error, and so is a ``--set`` of a key the command sets itself (``fixed``). Bad values
+are reported by the flag or ``--set`` item that gave them:
 ``--clients 0: num-clients must be at least 1``.
 """
 
@@ -14,25 +16,37 @@ from __future__ import annotations
 import argparse
 import difflib
 from collections.abc import Callable, Mapping
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from common.config import RunConfig
-from common.config_rules import InvalidSettings, Range
+from common.config import SETTINGS, RunConfig
+from common.config_rules import CHOICES, InvalidSettings, Range
 from common.errors import ConfigError
 
-KEYS = tuple(f.name.replace("_", "-") for f in fields(RunConfig))
+KEYS = tuple(SETTINGS)
 SET_HELP = "{what} (keys: README, Run config), e.g. --set {example}; repeatable"
 
 
 def add_mirror(
-    parser: argparse.ArgumentParser, flag: str, key: str, default: object, help: str, **kw: Any
+    parser: argparse.ArgumentParser,
+    flag: str,
+    key: str,
+    default: object = None,
+    help: str | None = None,
+    **kw: Any,
 ) -> None:
     """``flag`` for run-config ``key``: None unless given, so that ``--set key=...`` can win
-    over the command's ``default``, which the help text shows (once)."""
-    shown = '""' if default == "" else default
-    parser.add_argument(flag, default=None, help=f"{help} (default: {shown}; --set {key})", **kw)
+    over the default, which the help text shows (once). The default shown, the help text, the
+    type (int, float) and the choices are the key's own unless the command passes its own
+    (e.g. a benchmark's ``default`` over ``RunConfig``'s)."""
+    setting = SETTINGS[key]
+    shown = setting.shown_default if default is None else '""' if default == "" else default
+    text = setting.help if help is None else help
+    if setting.type is not str:
+        kw.setdefault("type", setting.type)
+    if key in CHOICES:
+        kw.setdefault("choices", CHOICES[key])
+    parser.add_argument(flag, default=None, help=f"{text} (default: {shown}; --set {key})", **kw)
 
 
 def add_set(
@@ -107,6 +121,16 @@ def _same(given: object, raw: str) -> bool:
     return str(given) == raw
 
 
+def _given(args: argparse.Namespace, flag: str) -> Any:
+    """The value of ``flag`` on the command line; None when it was not given."""
+    return getattr(args, flag.lstrip("-").replace("-", "_"))
+
+
+def given_flags(args: argparse.Namespace, flags: Mapping[str, str]) -> list[str]:
+    """Those of ``flags`` (flag -> key) that the user gave."""
+    return [flag for flag in flags if _given(args, flag) is not None]
+
+
 def explicit(
     args: argparse.Namespace, flags: Mapping[str, str], fixed: Mapping[str, str] | None = None
 ) -> tuple[dict[str, Any], dict[str, str]]:
@@ -119,7 +143,7 @@ def explicit(
     values: dict[str, Any] = dict(sets)
     sources = {key: f"--set {key}={value}" for key, value in sets.items()}
     for flag, key in flags.items():
-        given = getattr(args, flag.lstrip("-").replace("-", "_"))
+        given = _given(args, flag)
         if given is None:
             continue
         if key in sets and not _same(given, sets[key]):
@@ -140,7 +164,7 @@ def build(
     """``defaults`` with the user's ``values`` (and the command's ``extra``) on top; a bad
     value is reported by the flag or ``--set`` item that gave it."""
     try:
-        return RunConfig.from_mapping({**defaults.to_mapping(), **values, **(extra or {})})
+        return defaults.with_values({**values, **(extra or {})})
     except InvalidSettings as exc:
         raise exc.with_sources(sources) from None
 

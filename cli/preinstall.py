@@ -1,47 +1,30 @@
 """``skydistill preinstall``: build, at the ground segment, the student files that every edge
 agent must hold before its first run.
 
-An agent with ``client-init = "pretrained"`` (the default) starts each run from the student
-the ground trained for its role's architecture, which it looks up in its own
-``SKYDISTILL_CACHE`` under a file name keyed by the run config's recipe (see
-:mod:`common.preinstalled`). This command reads the deployment's run-config TOML, prepares the
-ground segment (teacher, global student, pre-installed students; cached, so the ServerApp
-reuses them), copies each pre-installed student into ``--out`` and says where it goes.
+This command reads the deployment's run-config TOML, has the ground segment prepared and each
+role's pre-installed student copied into ``--out`` (``simulations.deployment``), and says where
+each file goes on the agents.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
-import os
-import shutil
-import tomllib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from common.config import RunConfig
-from common.errors import ConfigError, DataNotFoundError
+from cli.options import build
+from common.config import SETTINGS, RunConfig
+from common.config_parse import read_toml_values
+from common.errors import ConfigError
 from common.help_format import DefaultsHelpFormatter
+from simulations.deployment import PreinstalledFile, agent_archs, preinstall_students
 
 if TYPE_CHECKING:
     Sub = argparse._SubParsersAction[argparse.ArgumentParser]
 
-log = logging.getLogger(__name__)
-
 DEFAULT_OUT = Path("preinstalled")
 # Where the guide (deploy/README.md) and the systemd unit put an agent's SKYDISTILL_CACHE.
 AGENT_CACHE = "/var/cache/skydistill"
-
-
-@dataclass(frozen=True)
-class PreinstalledFile:
-    """One role's pre-installed student, copied out of the ground's cache."""
-
-    role: str
-    arch: str
-    path: Path  # the copy in --out; an agent expects the same file name in its cache
-    accuracy: float  # on the run's test split (or test-dir)
 
 
 def add_parser(sub: Sub) -> None:
@@ -70,7 +53,7 @@ def add_parser(sub: Sub) -> None:
         default=None,
         metavar="DIR",
         help="the ground's copy of the public archive (holding eurosat-rgb/ or eurosat-ms/); "
-        "unset: the run config's data-dir, else $SKYDISTILL_DATA or ../shared/data",
+        f"unset: the run config's data-dir, else {SETTINGS['data-dir'].empty}",
     )
     p.add_argument(
         "--out",
@@ -90,80 +73,20 @@ def add_parser(sub: Sub) -> None:
 
 def read_run_config(path: Path, data_dir: str | None = None) -> RunConfig:
     """The run config in the TOML file ``path``; ``data_dir`` replaces its ``data-dir``."""
+    values = read_toml_values(path)
+    flag = {"data-dir": data_dir} if data_dir else {}
     try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot read the run config {path} ({exc.strerror or exc}): pass --run-config "
-            "FILE, the TOML file of run-config keys of the deployment"
-        ) from exc
-    try:
-        values = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(
-            f"run config {path} is not valid TOML ({exc}): write one `key = value` per line, "
-            'e.g. num-rounds = 10 or data-dir = "/data/public"'
-        ) from exc
-    tables = sorted(k for k, v in values.items() if isinstance(v, dict))
-    if tables:
-        raise ConfigError(
-            f"run config {path} has tables ({', '.join(tables)}): a run config is a flat file "
-            "of [tool.flwr.app.config] keys (num-rounds = 10, seed = 42, ...), not a pyproject"
-        )
-    if data_dir:
-        values["data-dir"] = data_dir
-    try:
-        return RunConfig.from_mapping(values)
+        return build(RunConfig(), values, {}, flag)
     except ConfigError as exc:
         raise ConfigError(f"run config {path}: {exc} (see README.md, Run config)") from exc
-
-
-def agent_archs(cfg: RunConfig) -> dict[str, str]:
-    """Each role of the run and the architecture of the pre-installed student its agents
-    load; empty when agents load none (``client-init='scratch'``, or the FedAvg baseline,
-    whose server sends the weights)."""
-    if cfg.method != "fedkd" or cfg.client_init != "pretrained":
-        return {}
-    return {role: cfg.arch_of(role) for role in dict.fromkeys(cfg.role_cycle)}
-
-
-def build(cfg: RunConfig, out: Path, *, progress: bool = False) -> list[PreinstalledFile]:
-    """Prepare the ground segment for ``cfg`` and copy each role's pre-installed student
-    from the ground's cache into ``out`` (one file per architecture)."""
-    from common.model_cache import cache_path  # heavy imports (torch)
-    from common.preinstalled import cache_name, recipe
-    from server.ground import prepare
-
-    archs = agent_archs(cfg)
-    if not archs:
-        return []
-    ground = prepare(cfg, progress=progress)
-    out.mkdir(parents=True, exist_ok=True)
-    copied: dict[str, Path] = {}
-    for arch in dict.fromkeys(archs.values()):
-        source = cache_path(cache_name(arch), ground.fed, recipe(cfg, arch))
-        if not source.is_file():  # prepare() just wrote it: only a concurrent clean-up
-            raise DataNotFoundError(
-                f"the pre-installed {arch} student is missing from the ground's cache "
-                f"{source.parent} after preparing it: was the cache cleaned meanwhile? run "
-                "skydistill preinstall again"
-            )
-        target = out / source.name
-        partial = target.with_name(target.name + ".part")
-        shutil.copyfile(source, partial)
-        os.replace(partial, target)
-        log.info("pre-installed %s student %s copied to %s", arch, source, target)
-        copied[arch] = target
-    return [
-        PreinstalledFile(role, arch, copied[arch], ground.preinstalled_accuracy[arch])
-        for role, arch in archs.items()
-    ]
 
 
 def _run(args: argparse.Namespace) -> int:
     cfg = read_run_config(args.run_config, args.data_dir)
     if agent_archs(cfg):
-        lines = report(build(cfg, args.out, progress=True), args.out, args.agent_cache)
+        lines = report(
+            preinstall_students(cfg, args.out, progress=True), args.out, args.agent_cache
+        )
     else:
         why = (
             "client-init = 'scratch': agents start from a fresh student"

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clients.agent_checks import (
-    EXTRA_KEYS,
+    EXTRA_HELP,
     check_auth_key,
     check_root_certificates,
     parse_node_config,
@@ -196,10 +196,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="stop the SuperNode and exit 2 if it has not joined the SuperLink "
                    "SECONDS after it started (also Flower's limit on reconnecting); unset: "
                    "wait indefinitely")
-    extras = "; ".join(f"{k}: {why}" for k, why in EXTRA_KEYS.items())
     p.add_argument("--node-config", action="append", default=[], metavar="KEY=VALUE",
                    help=f"extra node config for the ClientApp, repeatable or space-separated "
-                   f"({extras}); role, data-dir, node-name, partition-id and state-dir come "
+                   f"({EXTRA_HELP}); role, data-dir, node-name, partition-id and state-dir come "
                    "from the options above")
     # fmt: on
     p.set_defaults(func=_run)

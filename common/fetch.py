@@ -1,4 +1,4 @@
-"""``skydistill data fetch eurosat --to DIR``: download, verify and unpack the public EuroSAT zips.
+"""Download, verify and unpack the public EuroSAT zips (``skydistill data fetch eurosat``).
 
 Writes ``DIR/eurosat-rgb/<Class>/<Class>_<n>.jpg`` and ``DIR/eurosat-ms/<Class>/<Class>_<n>.tif``,
 each with ``manifest.csv`` (``path,class,sha256``), which is the layout ``common.rasters`` reads.
@@ -6,7 +6,6 @@ each with ``manifest.csv`` (``path,class,sha256``), which is the layout ``common
 
 from __future__ import annotations
 
-import argparse
 import csv
 import hashlib
 import http.client
@@ -210,60 +209,7 @@ def fetch_eurosat(
     return out
 
 
-def _key_md5(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    value = value.strip().lower()
-    if not sep or key not in SOURCES or not re.fullmatch(r"[0-9a-f]{32}", value):
-        raise argparse.ArgumentTypeError(
-            f"expected KEY=MD5 with KEY in {sorted(SOURCES)} and 32 hex digits, got {text!r}"
-        )
-    return key, value
-
-
-def add_parser(
-    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
-) -> argparse._SubParsersAction[argparse.ArgumentParser]:
-    """Register ``data fetch eurosat --to DIR [--only rgb|ms] [--keep-archive] [--md5 K=HEX]``;
-    return the ``data`` sub-commands so that other modules can add theirs."""
-    data = subparsers.add_parser("data", help="manage datasets")
-    data_sub = data.add_subparsers(dest="data_command", required=True)
-    p = data_sub.add_parser("fetch", help="download, verify and unpack a public dataset")
-    p.add_argument("name", choices=["eurosat"], help="dataset to fetch")
-    p.add_argument("--to", required=True, type=Path, metavar="DIR", help="data root to fill")
-    p.add_argument(
-        "--base-url",
-        default=DEFAULT_BASE_URL,
-        metavar="URL",
-        help="where the zips live (default: Zenodo record 7711810)",
-    )
-    p.add_argument("--only", choices=sorted(SOURCES), help="fetch only this archive")
-    p.add_argument("--keep-archive", action="store_true", help="keep the zip after unpacking")
-    p.add_argument(
-        "--md5",
-        action="append",
-        type=_key_md5,
-        default=[],
-        metavar="KEY=HEX",
-        help="expected md5 of an archive, overriding the published one (repeatable)",
-    )
-    p.add_argument("--timeout", type=float, default=60.0, help="network timeout in seconds")
-    p.set_defaults(func=run_fetch)
-    return data_sub
-
-
-def run_fetch(args: argparse.Namespace) -> int:
-    """Run the fetch from parsed CLI arguments and log how many tiles each folder holds."""
-    which = (args.only,) if args.only else tuple(SOURCES)
-    paths = fetch_eurosat(
-        args.to,
-        base_url=args.base_url,
-        which=which,
-        checksums=dict(args.md5),
-        timeout=args.timeout,
-        keep_archive=args.keep_archive,
-    )
-    for key, folder in paths.items():
-        with (folder / "manifest.csv").open(newline="") as fh:
-            tiles = sum(1 for _ in csv.DictReader(fh))
-        log.info("%s: %d tiles in %s", key, tiles, folder)
-    return 0
+def tile_count(folder: Path) -> int:
+    """How many tiles the ``manifest.csv`` of a fetched folder lists."""
+    with (folder / "manifest.csv").open(newline="") as fh:
+        return sum(1 for _ in csv.DictReader(fh))

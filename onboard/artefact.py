@@ -1,8 +1,9 @@
 """A deployable model of any format (student file, TorchScript, ONNX) behind one interface.
 
-Every exported artefact carries the metadata needed to use it: architecture, role, bands,
-classes and normalisation statistics. It is embedded (TorchScript extra file
-``skydistill.json``, ONNX ``metadata_props``) and also written beside it as ``PATH.json``.
+Every exported artefact carries the metadata of the student it came from (architecture, role,
+bands, classes, normalisation statistics: :class:`common.student_file.StudentMeta`) and its
+format. It is embedded (TorchScript extra file ``skydistill.json``, ONNX ``metadata_props``)
+and also written beside it as ``PATH.json``.
 :func:`load_classifier` takes any of the three and returns a :class:`TileClassifier` that
 normalises raw tiles with the statistics the model was trained with.
 """
@@ -11,10 +12,9 @@ from __future__ import annotations
 
 import json
 import warnings
-import zipfile
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -22,60 +22,45 @@ from torch import nn
 
 from common.dataset import BandStats
 from common.errors import ConfigError
-from common.student_file import StudentFile, load_student
+from common.student_file import StudentFile, StudentMeta, is_torchscript, load_student
 
 META_KEY = "skydistill"
 FORMATS = ("torch", "torchscript", "onnx", "onnx-int8")
 
 
-@dataclass(frozen=True)
-class ModelMeta:
-    """What a deployed model needs beside its weights."""
+def meta_json(meta: StudentMeta, fmt: str) -> str:
+    """The metadata an artefact of format ``fmt`` carries (embedded and in its sidecar)."""
+    return json.dumps(
+        {
+            "arch": meta.arch,
+            "role": meta.role,
+            "bands": list(meta.bands),
+            "classes": list(meta.classes),
+            "mean": list(meta.stats.mean),
+            "std": list(meta.stats.std),
+            "format": fmt,
+            "tile_size": meta.tile_size,
+        },
+        indent=2,
+    )
 
-    arch: str
-    role: str
-    bands: tuple[str, ...]
-    classes: tuple[str, ...]
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    format: str = "torch"
-    tile_size: int = 64
 
-    @property
-    def stats(self) -> BandStats:
-        return BandStats(self.mean, self.std)
-
-    @classmethod
-    def of_student(cls, student: StudentFile, fmt: str = "torch") -> ModelMeta:
-        return cls(
-            arch=student.arch,
-            role=student.role,
-            bands=student.bands,
-            classes=student.classes,
-            mean=student.stats.mean,
-            std=student.stats.std,
-            format=fmt,
+def read_meta_json(text: str, source: str) -> tuple[StudentMeta, str]:
+    """(metadata, format) of :func:`meta_json`'s text; ConfigError if it is unreadable."""
+    try:
+        raw = json.loads(text)
+        meta = StudentMeta.parse(
+            arch=raw["arch"],
+            role=raw["role"],
+            bands=raw["bands"],
+            classes=raw["classes"],
+            mean=raw["mean"],
+            std=raw["std"],
+            tile_size=raw.get("tile_size", 64),
         )
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2)
-
-    @classmethod
-    def from_json(cls, text: str, source: str) -> ModelMeta:
-        try:
-            raw: dict[str, Any] = json.loads(text)
-            return cls(
-                arch=str(raw["arch"]),
-                role=str(raw["role"]),
-                bands=tuple(str(b) for b in raw["bands"]),
-                classes=tuple(str(c) for c in raw["classes"]),
-                mean=tuple(float(m) for m in raw["mean"]),
-                std=tuple(float(s) for s in raw["std"]),
-                format=str(raw.get("format", "torch")),
-                tile_size=int(raw.get("tile_size", 64)),
-            )
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ConfigError(f"model metadata in {source} is unreadable ({exc})") from exc
+        return meta, str(raw.get("format", "torch"))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"model metadata in {source} is unreadable ({exc})") from exc
 
 
 def sidecar(path: Path) -> Path:
@@ -83,11 +68,21 @@ def sidecar(path: Path) -> Path:
     return path.with_name(path.name + ".json")
 
 
+@contextmanager
+def torchscript_warnings_off() -> Iterator[None]:
+    """TorchScript (and the legacy ONNX exporter built on it) is deprecated in torch 2.13 but
+    still works: silence its DeprecationWarning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        yield
+
+
 class TileClassifier:
     """Logits of (N, C, 64, 64) tiles; subclasses run one runtime."""
 
-    def __init__(self, meta: ModelMeta) -> None:
+    def __init__(self, meta: StudentMeta, fmt: str) -> None:
         self.meta = meta
+        self.format = fmt  # one of FORMATS
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """Logits (N, classes) of normalised float32 tiles (N, C, H, W)."""
@@ -112,9 +107,16 @@ def normalised(stats: BandStats, raw: np.ndarray) -> np.ndarray:
 class TorchClassifier(TileClassifier):
     """An eager or TorchScript module."""
 
-    def __init__(self, meta: ModelMeta, module: nn.Module | torch.jit.ScriptModule) -> None:
-        super().__init__(meta)
+    def __init__(
+        self, meta: StudentMeta, module: nn.Module | torch.jit.ScriptModule, fmt: str = "torch"
+    ) -> None:
+        super().__init__(meta, fmt)
         self.module = module
+
+    @classmethod
+    def of_student(cls, student: StudentFile) -> TorchClassifier:
+        """The student file's own model (eager torch)."""
+        return cls(student.meta, student.build())
 
     @torch.no_grad()
     def run(self, x: np.ndarray) -> np.ndarray:
@@ -126,8 +128,8 @@ class TorchClassifier(TileClassifier):
 class OnnxClassifier(TileClassifier):
     """An onnxruntime CPU session."""
 
-    def __init__(self, meta: ModelMeta, path: Path, threads: int = 1) -> None:
-        super().__init__(meta)
+    def __init__(self, meta: StudentMeta, fmt: str, path: Path, threads: int = 1) -> None:
+        super().__init__(meta, fmt)
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -141,16 +143,16 @@ class OnnxClassifier(TileClassifier):
         return np.asarray(out)
 
 
-def _meta_beside(path: Path, embedded: str | None) -> ModelMeta:
+def _meta_beside(path: Path, embedded: str | None) -> tuple[StudentMeta, str]:
     if embedded:
-        return ModelMeta.from_json(embedded, str(path))
+        return read_meta_json(embedded, str(path))
     side = sidecar(path)
     if not side.is_file():
         raise ConfigError(
             f"{path} carries no skydistill metadata and {side} does not exist: export it with "
             "`skydistill export` (which writes both)"
         )
-    return ModelMeta.from_json(side.read_text(), str(side))
+    return read_meta_json(side.read_text(), str(side))
 
 
 def load_onnx(path: Path, threads: int = 1) -> OnnxClassifier:
@@ -161,29 +163,21 @@ def load_onnx(path: Path, threads: int = 1) -> OnnxClassifier:
     except Exception as exc:  # onnx raises DecodeError and others
         raise ConfigError(f"{path} is not a readable ONNX model ({exc})") from exc
     props = {p.key: p.value for p in model.metadata_props}
-    return OnnxClassifier(_meta_beside(path, props.get(META_KEY)), path, threads)
+    return OnnxClassifier(*_meta_beside(path, props.get(META_KEY)), path, threads)
 
 
 def load_torchscript(path: Path) -> TorchClassifier:
     extra = {f"{META_KEY}.json": ""}
     try:
-        with warnings.catch_warnings():  # TorchScript is deprecated in torch 2.13, still works
-            warnings.simplefilter("ignore", DeprecationWarning)
+        with torchscript_warnings_off():
             module = torch.jit.load(  # type: ignore[no-untyped-call]
                 str(path), map_location="cpu", _extra_files=extra
             )
     except (RuntimeError, ValueError) as exc:
         raise ConfigError(f"{path} is not a TorchScript model ({exc})") from exc
     module.eval()
-    return TorchClassifier(_meta_beside(path, extra[f"{META_KEY}.json"] or None), module)
-
-
-def _is_torchscript(path: Path) -> bool:
-    """TorchScript archives hold ``<name>/code/`` (a student file is a plain torch.save zip)."""
-    if not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as zf:
-        return any("/code/" in name for name in zf.namelist())
+    meta, fmt = _meta_beside(path, extra[f"{META_KEY}.json"] or None)
+    return TorchClassifier(meta, module, fmt)
 
 
 def load_classifier(path: Path, threads: int = 1) -> TileClassifier:
@@ -192,7 +186,7 @@ def load_classifier(path: Path, threads: int = 1) -> TileClassifier:
         raise ConfigError(f"model file {path} does not exist")
     if path.suffix == ".onnx":
         return load_onnx(path, threads)
-    if _is_torchscript(path):
+    if is_torchscript(path):
         return load_torchscript(path)
     try:
         student = load_student(path)
@@ -204,4 +198,4 @@ def load_classifier(path: Path, threads: int = 1) -> TileClassifier:
                 f"{path} is neither a skydistill student file, a TorchScript file nor (with "
                 "the .onnx suffix) an ONNX model"
             ) from None
-    return TorchClassifier(ModelMeta.of_student(student), student.build())
+    return TorchClassifier.of_student(student)

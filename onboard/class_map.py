@@ -83,12 +83,6 @@ def open_class_map(out: Path, scene: Any, classes: tuple[str, ...], model: str) 
     return dst
 
 
-def read_classes(path: Path) -> tuple[str, ...]:
-    """Class names stored in a class map."""
-    with rasterio.open(path) as src:
-        return tuple(json.loads(src.tags()["CLASSES"]))
-
-
 def write_preview(map_path: Path, png: Path, max_side: int = 1024) -> Path:
     """A PNG of the class map (decimated to at most ``max_side`` px) with a legend."""
     with rasterio.open(map_path) as src:

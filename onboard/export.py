@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,15 +21,16 @@ import torch
 from common.atomic import atomic_write
 from common.dataset import BandStats
 from common.errors import ConfigError
-from common.student_file import StudentFile
+from common.student_file import StudentFile, StudentMeta
 from onboard.artefact import (
     META_KEY,
-    ModelMeta,
     TileClassifier,
     TorchClassifier,
     load_classifier,
+    meta_json,
     normalised,
     sidecar,
+    torchscript_warnings_off,
 )
 
 log = logging.getLogger(__name__)
@@ -40,12 +40,12 @@ OPSET = 17
 
 
 def _example(student: StudentFile) -> torch.Tensor:
-    shape = (1, len(student.bands), 64, 64)
+    shape = (1, len(student.bands), student.tile_size, student.tile_size)
     return torch.zeros(shape).contiguous(memory_format=torch.channels_last)
 
 
-def _write_sidecar(out: Path, meta: ModelMeta) -> None:
-    text = meta.to_json().encode()
+def _write_sidecar(out: Path, meta: StudentMeta, fmt: str) -> None:
+    text = meta_json(meta, fmt).encode()
     atomic_write(sidecar(out), lambda fh: fh.write(text))
 
 
@@ -57,19 +57,16 @@ def export_torchscript(student: StudentFile, out: Path, int8: bool = False) -> P
             "need quantisation stubs in every zoo model): use `--format onnx --int8`, which "
             "runs in onnxruntime's integer kernels"
         )
-    meta = ModelMeta.of_student(student, "torchscript")
     # torch 2.13 deprecates TorchScript (torch.jit) but still runs it; the issue asks for it.
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
+    with torch.no_grad(), torchscript_warnings_off():
         traced = torch.jit.trace(  # type: ignore[no-untyped-call]
             student.build(), _example(student)
         )
     out.parent.mkdir(parents=True, exist_ok=True)
-    extra = {f"{META_KEY}.json": meta.to_json()}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
+    extra = {f"{META_KEY}.json": meta_json(student, "torchscript")}
+    with torchscript_warnings_off():
         atomic_write(out, lambda fh: torch.jit.save(traced, fh, _extra_files=extra))
-    _write_sidecar(out, meta)
+    _write_sidecar(out, student, "torchscript")
     return out
 
 
@@ -86,23 +83,17 @@ class _Calibration:
 
 
 def _torch_to_onnx(student: StudentFile, path: Path) -> None:
-    with warnings.catch_warnings():
-        # the legacy exporter is chosen on purpose (no onnxscript dependency)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        _legacy_export(student, path)
-
-
-def _legacy_export(student: StudentFile, path: Path) -> None:
-    torch.onnx.export(
-        student.build(),
-        (_example(student),),
-        str(path),
-        dynamo=False,  # the TorchScript-based exporter: no onnxscript needed
-        input_names=["tiles"],
-        output_names=["logits"],
-        dynamic_axes={"tiles": {0: "batch"}, "logits": {0: "batch"}},
-        opset_version=OPSET,
-    )
+    with torchscript_warnings_off():  # the legacy exporter, on purpose: no onnxscript needed
+        torch.onnx.export(
+            student.build(),
+            (_example(student),),
+            str(path),
+            dynamo=False,  # the TorchScript-based exporter
+            input_names=["tiles"],
+            output_names=["logits"],
+            dynamic_axes={"tiles": {0: "batch"}, "logits": {0: "batch"}},
+            opset_version=OPSET,
+        )
 
 
 def _quantise(fp32: Path, out: Path, calibration: _Calibration, quant_format: str) -> None:
@@ -139,7 +130,7 @@ def export_onnx(
         raise ConfigError(f"quant format {quant_format!r}: choose one of {QUANT_FORMATS}")
     if int8 and (calibration is None or len(calibration) == 0):
         raise ConfigError("int8 export needs calibration tiles (the reference set)")
-    meta = ModelMeta.of_student(student, "onnx-int8" if int8 else "onnx")
+    fmt = "onnx-int8" if int8 else "onnx"
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".export-") as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
@@ -150,10 +141,10 @@ def export_onnx(
             _quantise(fp32, final, _Calibration(student.stats, calibration, "tiles"), quant_format)
         model = onnx.load(str(final))
         prop = model.metadata_props.add()
-        prop.key, prop.value = META_KEY, meta.to_json()
+        prop.key, prop.value = META_KEY, meta_json(student, fmt)
         onnx.save(model, str(Path(tmp) / "final.onnx"))
         os.replace(Path(tmp) / "final.onnx", out)
-    _write_sidecar(out, meta)
+    _write_sidecar(out, student, fmt)
     return out
 
 
@@ -210,7 +201,7 @@ def export_and_verify(
         export_onnx(student, out, int8=int8, calibration=calibration, quant_format=quant_format)
     else:
         raise ConfigError(f"export format {fmt!r}: choose torchscript or onnx")
-    original = TorchClassifier(ModelMeta.of_student(student), student.build())
+    original = TorchClassifier.of_student(student)
     check = verify(original, load_classifier(out), test_x, test_y)
     kind = f"{fmt}-int8" if int8 else fmt
     log.info(

@@ -93,7 +93,7 @@ class _Runner:
     def __init__(self, classifier: TileClassifier, batch_size: int) -> None:
         self.classifier = classifier
         self.batch_size = batch_size
-        self.means = np.asarray(classifier.meta.mean, dtype=np.float32)
+        self.means = np.asarray(classifier.meta.stats.mean, dtype=np.float32)
 
     def classes(self, tiles: np.ndarray, nodata: np.ndarray) -> np.ndarray:
         """Class per tile (N,) of tiles (N, C, T, T) with pixel nodata masks (N, T, T)."""
@@ -142,7 +142,7 @@ def classify_scene(
         runner = _Runner(classifier, batch_size)
         reads = biggest = done = empty = 0
         counts = np.zeros(len(classifier.meta.classes), dtype=np.int64)
-        model = f"{classifier.meta.role} {classifier.meta.arch} ({classifier.meta.format})"
+        model = f"{classifier.meta.role} {classifier.meta.arch} ({classifier.format})"
         with open_class_map(out, src, classifier.meta.classes, model) as dst:
             for y0, (r0, r1) in zip(ys, y_spans, strict=True):
                 strip = np.full((r1 - r0, src.width), NODATA, dtype=np.uint8)

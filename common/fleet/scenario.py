@@ -1,42 +1,9 @@
 """Fleet scenarios: ground stations, satellites and drones, parsed once from TOML.
 
-A scenario file (``common/fleet/scenarios/<name>.toml``) declares who is in the fleet and when
-each member can talk to the ground::
-
-    [scenario]
-    name = "leo50"
-    start = "2026-01-01T00:00:00Z"   # simulated clock origin (UTC)
-    period-hours = 72.0               # contact windows are computed over this period
-    step-seconds = 30.0               # propagation step (edges are refined below it)
-    train-minutes = 10.0              # a client's local round, between receive and reply
-
-    [[stations]]                      # ground stations: always online clients too
-    name = "svalbard"
-    lat = 78.23                       # geodetic degrees
-    lon = 15.41
-    min-elevation-deg = 5.0
-
-    [satellites]                      # either a TLE file (relative to the scenario) ...
-    tle-file = "sats.tle"
-    link-bytes-per-second = 1_000_000
-    [satellites.walker]               # ... or a Walker delta constellation i:t/p/f
-    planes = 5
-    per-plane = 10
-    altitude-km = 550.0
-    inclination-deg = 53.0
-    phasing = 1
-
-    [drones]
-    count = 20
-    flight-windows = [[6.0, 9.0], [15.0, 18.0]]   # daily, hours UTC; a drone syncs after
-    sync-minutes = 20.0                             # landing, for sync-minutes
-    stagger-minutes = 30.0            # drone i shifts its windows by (i % 4) * stagger
-    link-bytes-per-second = 250_000
-
-    [data]                            # share of the private tiles each role holds
-    satellite = 0.5
-    drone = 0.3
-    ground-station = 0.2
+A scenario file (``common/fleet/scenarios/<name>.toml``, or any path) declares who is in the
+fleet (``[[stations]]``, ``[satellites]`` from a TLE file or a Walker constellation,
+``[drones]``) and when each member can talk to the ground; ``[data]`` gives each role's share of
+the private tiles. The format, key by key, is in docs/fleets.md ("Scenario files").
 
 Clients are numbered satellites first, then drones, then ground stations: scenario client
 ``i`` is the simulation's partition ``i``.

@@ -18,27 +18,23 @@ count of server-side updates per simulated hour.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from common.atomic import atomic_write
 from common.config import RunConfig
 from common.fleet.contacts import contact_plan
 from common.fleet.scenario import load_scenario
-from server.fleet import BYTES_PER_TILE, build_schedule
+from server.fleet import build_schedule, bytes_per_tile
 from server.ground import prepare
-from simulations.bench.distill import bench_defaults
 from simulations.bench.plots import plot_fleet
-from simulations.flower import SuperLink, write_connection
-from simulations.simulate import run_federation, with_paths
+from simulations.bench.report import write_report
+from simulations.bench.settings import FleetBench
+from simulations.simulate import simulation_link, with_paths
 
 log = logging.getLogger(__name__)
 
@@ -47,65 +43,17 @@ PLOT = "fleet.png"
 SCHEDULES = {"contact_aware": "contact-aware", "synchronous": "synchronous"}
 
 
-def fleet_defaults() -> RunConfig:
-    """Small and quick: a tiny global student that starts untrained, so the curve shows how
-    fast the federation's knowledge reaches it; few reference tiles per round."""
-    return RunConfig.from_mapping(
-        {
-            **bench_defaults().to_mapping(),
-            "global-student": "tiny",
-            "global-pretrain-epochs": 0,
-            "reference-per-round": 300,
-            "metrics-address": "",
-            "metrics-linger": 0.0,
-        }
-    )
-
-
-@dataclass(frozen=True)
-class FleetBench:
-    scenario: str = "leo50"
-    seed: int = 42
-    hours: float = 96.0  # simulated horizon of the synchronous run
-    aware_hours: float = 24.0  # simulated horizon of the contact-aware run
-    target: float = 0.75
-    per_round: int = 7  # clients that get work in a round, at most
-    window_minutes: float = 60.0
-    max_staleness: int = 4
-    decay: float = 0.5
-    out: Path = Path("bench/out")
-    base: RunConfig = field(default_factory=fleet_defaults)
-
-    def config(self, work: Path, schedule: str, rounds: int = 1) -> RunConfig:
-        scenario = load_scenario(self.scenario)
-        cfg = RunConfig.from_mapping(
-            {
-                **self.base.to_mapping(),
-                "scenario": str(scenario.path),  # absolute: the SuperLink runs elsewhere
-                "schedule": schedule,
-                "num-clients": scenario.num_clients,
-                "fraction-train": min(1.0, self.per_round / scenario.num_clients),
-                "min-train-clients": min(2, self.per_round),
-                "num-rounds": rounds,
-                "seed": self.seed,
-                "round-window-minutes": self.window_minutes,
-                "max-staleness": self.max_staleness,
-                "staleness-decay": self.decay,
-            }
-        )
-        return with_paths(cfg, work)
-
-    def rounds(self, cfg: RunConfig) -> int:
-        """Rounds that fit in the horizon (synchronous: replay its deterministic plan)."""
-        if cfg.schedule == "contact-aware":
-            return math.ceil(self.aware_hours * 60 / self.window_minutes)
-        schedule = build_schedule(cfg)
-        r = 0
-        while True:
-            r += 1
-            plan = schedule.plan_round(r)
-            if plan.end >= self.hours or not plan.clients:
-                return r
+def rounds_in_horizon(bench: FleetBench, cfg: RunConfig) -> int:
+    """Rounds that fit in the schedule's horizon (synchronous: replay its deterministic plan)."""
+    if cfg.schedule == "contact-aware":
+        return math.ceil(bench.aware_hours * 60 / cfg.round_window_minutes)
+    schedule = build_schedule(cfg)
+    r = 0
+    while True:
+        r += 1
+        plan = schedule.plan_round(r)
+        if plan.end >= bench.hours or not plan.clients:
+            return r
 
 
 def hours_to_target(curve: list[list[float]], target: float) -> float | None:
@@ -132,24 +80,26 @@ def control_curve(rounds: list[dict[str, Any]], without_clients: list[float]) ->
 
 
 def run_fleet(bench: FleetBench) -> dict[str, Any]:
-    work = bench.out.resolve() / f"fleet-{bench.scenario}-s{bench.seed}"
+    """Both schedules and their controls; writes ``out/fleet.json`` and ``out/fleet.png``."""
+    work = bench.out.resolve() / f"fleet-{bench.base.scenario}-s{bench.base.seed}"
     torch.set_num_threads(os.cpu_count() or 1)
     started = time.perf_counter()
-    ground = prepare(bench.config(work, "contact-aware"))  # teacher and students, cached
-    scenario = load_scenario(bench.scenario)
-    contact_plan(scenario, payload_bytes=bench.base.reference_per_round * BYTES_PER_TILE)
+    # teacher and students, cached
+    ground = prepare(with_paths(bench.config("contact-aware"), work))
+    scenario = load_scenario(bench.base.scenario)
+    contact_plan(
+        scenario, payload_bytes=bench.base.reference_per_round * bytes_per_tile(bench.base)
+    )
     out: dict[str, Any] = {"scenario": scenario.name, "target_accuracy": bench.target}
     details: dict[str, Any] = {}
     reports: dict[str, list[dict[str, Any]]] = {}
-    home = work / "flwr-home"
-    with SuperLink(home) as link:
-        write_connection(home, link.address)
+    with simulation_link(work / "flwr-home") as sim:
         for key, schedule in SCHEDULES.items():
-            probe = bench.config(work / key, schedule)
-            cfg = bench.config(work / key, schedule, bench.rounds(probe))
+            probe = with_paths(bench.config(schedule), work / key)
+            cfg = with_paths(bench.config(schedule, rounds_in_horizon(bench, probe)), work / key)
             log.info("%s: %d rounds", key, cfg.num_rounds)
             t0 = time.perf_counter()
-            report = run_federation(work / "flwr-home", cfg, work / key, progress=False)
+            report = sim.run(cfg, work / key, progress=False)
             rounds = report["rounds"]
             reports[key] = rounds
             curve = [[0.0, ground.student_start_accuracy]] + [
@@ -172,10 +122,8 @@ def run_fleet(bench: FleetBench) -> dict[str, Any]:
         out[key]["control_curve"] = curve
         out[key]["control_hours_to_target"] = hours_to_target(curve, bench.target)
     details["wall_seconds"] = time.perf_counter() - started
-    (work / "details.json").write_text(json.dumps(details, indent=2))
+    write_report(work / "details.json", details)
     log.info("bench fleet: %s", details)
-    text = json.dumps(out, indent=2).encode()
-    bench.out.mkdir(parents=True, exist_ok=True)
-    atomic_write(bench.out / REPORT, lambda fh: fh.write(text))
+    write_report(bench.out / REPORT, out)
     plot_fleet(out, bench.out / PLOT)
     return {**out, "details": details}

@@ -10,49 +10,35 @@ Writes ``OUT/onboard.json`` as ``{"models": [{"name", "format", "params", "file_
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from common.atomic import atomic_write
 from common.config import ROLE_STUDENTS, RunConfig
 from common.errors import ConfigError
 from common.federation import load_federation
 from common.models import count_parameters
 from common.preinstalled import preinstalled_student
 from common.student_file import load_student, save_student
+from common.teacher_recipe import TEACHER_ARCH
 from common.training import predict_proba
 from onboard.artefact import FORMATS, TileClassifier, load_classifier, normalised
 from onboard.export import export_onnx, export_torchscript
 from onboard.tiles import config_for, onboard_tiles
 from server.preinstall import preinstall
-from server.teacher import TEACHER_ARCH, load_or_train_teacher
+from server.teacher import load_or_train_teacher
+from simulations.bench.report import write_report
+from simulations.bench.settings import OnboardBench
 
 log = logging.getLogger(__name__)
 
 REPORT = "onboard.json"
 ROLES = tuple(ROLE_STUDENTS)
-
-
-@dataclass(frozen=True)
-class OnboardBench:
-    out: Path = Path("bench/out")
-    students: Path | None = None  # folder of student files; else the pre-installed students
-    base: RunConfig = field(default_factory=RunConfig)
-    runs: int = 200  # timed single-tile runs
-    warmup: int = 20
-    batch_size: int = 256
-    throughput_seconds: float = 2.0  # least time spent timing batches per model and format
-    test_limit: int | None = None
-    calibration: int = 256
-    threads: int = 1
 
 
 def _round_of(path: Path) -> int:
@@ -198,6 +184,5 @@ def run_onboard(bench: OnboardBench) -> dict[str, Any]:
     for name, path in files.items():
         models += measure(bench, name, path, tiles, work)
     report = {"models": models}
-    text = json.dumps(report, indent=2).encode()
-    atomic_write(bench.out / REPORT, lambda fh: fh.write(text))
+    write_report(bench.out / REPORT, report)
     return report

@@ -18,12 +18,10 @@ overhead ratio = sum of the Flower + Ray round seconds / plain-loop seconds.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,15 +31,14 @@ from flwr.app import Context, RecordDict
 from clients.app import train
 from clients.trace import load_trace, train_message
 from common import keys
-from common.atomic import atomic_write
 from common.config import RunConfig
 from common.errors import SkydistillError
 from common.federation import load_federation
 from server.ground import prepare
-from server.history import finite_json
 from simulations.bench.memory import TreeMemory
-from simulations.flower import SuperLink, write_connection
-from simulations.simulate import ray_env, run_federation, with_paths
+from simulations.bench.report import merged_runs, write_report
+from simulations.bench.settings import ScaleBench
+from simulations.simulate import ray_env, simulation_link, with_paths
 
 log = logging.getLogger(__name__)
 
@@ -51,51 +48,15 @@ REPORT = "scale.json"
 RAY_WORKER_NICENESS = {"RAY_worker_niceness": "0"}
 
 
-@dataclass(frozen=True)
-class ScaleBench:
-    clients: tuple[int, ...] = (1_000, 10_000)
-    per_round: int = 100
-    rounds: int = 3
-    shard_size: int = 50
-    reference_per_round: int = 100  # targets per client round: 2 training steps of 64 tiles
-    seed: int = 42
-    out: Path = Path("bench/out")
-    work: Path | None = None  # run folders (default: OUT/scale-work)
-    base: RunConfig = field(default_factory=RunConfig)
-    sample_interval: float = 0.5
-
-    def config(self, clients: int, folder: Path) -> RunConfig:
-        if not 1 <= self.per_round <= clients:
-            raise SkydistillError(f"per-round must be in 1..{clients}, got {self.per_round}")
-        cfg = RunConfig.from_mapping(
-            {
-                **self.base.to_mapping(),
-                "num-clients": clients,
-                "num-rounds": self.rounds,
-                "seed": self.seed,
-                "fraction-train": self.per_round / clients,
-                "min-train-clients": self.per_round,
-                "shard-size": self.shard_size,
-                "reference-per-round": self.reference_per_round,
-                "evaluate-every": 0,
-                "metrics-address": "",
-                "metrics-linger": 0.0,
-                "trace-dir": str(folder / "trace"),
-            }
-        )
-        return with_paths(cfg, folder / "flower")
-
-
 def _flower_rounds(
     cfg: RunConfig, folder: Path, interval: float
 ) -> tuple[dict[str, Any], TreeMemory]:
-    home = folder / "flwr-home"
-    with SuperLink(home, env={**ray_env(None), **RAY_WORKER_NICENESS}) as link:
-        if link.proc is None:
+    env = {**ray_env(None), **RAY_WORKER_NICENESS}
+    with simulation_link(folder / "flwr-home", env=env) as sim:
+        if sim.link.proc is None:
             raise SkydistillError("the SuperLink did not start")
-        write_connection(home, link.address)
-        with TreeMemory(link.proc.pid, interval=interval) as memory:
-            report = run_federation(home, cfg, Path(cfg.out_dir), progress=False)
+        with TreeMemory(sim.link.proc.pid, interval=interval) as memory:
+            report = sim.run(cfg, Path(cfg.out_dir), progress=False)
     return report, memory
 
 
@@ -106,7 +67,7 @@ def plain_loop(cfg: RunConfig, trace: Path, out: Path) -> tuple[list[float], int
     as the Flower run; each client keeps its own Context across rounds as a virtual node does.
     The data are loaded before the clock starts. Returns (seconds per round, client rounds)."""
     shutil.rmtree(out, ignore_errors=True)
-    plain = RunConfig.from_mapping({**cfg.to_mapping(), "out-dir": str(out), "trace-dir": ""})
+    plain = cfg.with_values({"out-dir": str(out), "trace-dir": ""})
     traced = load_trace(trace)
     if not traced:
         raise SkydistillError(f"no traced train messages in {trace}: the Flower run trained none")
@@ -143,10 +104,12 @@ def plain_loop(cfg: RunConfig, trace: Path, out: Path) -> tuple[list[float], int
 def run_size(bench: ScaleBench, clients: int, work: Path) -> dict[str, Any]:
     folder = work / f"c{clients}"
     shutil.rmtree(folder, ignore_errors=True)
-    cfg = bench.config(clients, folder)
+    cfg = with_paths(bench.config(clients, folder), folder / "flower")
     torch.set_num_threads(os.cpu_count() or 1)
     prepare(cfg)  # teacher, global and pre-installed students: cached, before any timing
-    log.info("%d virtual clients, %d per round, %d rounds", clients, bench.per_round, bench.rounds)
+    log.info(
+        "%d virtual clients, %d per round, %d rounds", clients, bench.per_round, cfg.num_rounds
+    )
     load = {"flower_start": os.getloadavg()[0]}
     t0 = time.perf_counter()
     report, memory = _flower_rounds(cfg, folder, bench.sample_interval)
@@ -185,12 +148,12 @@ def run_size(bench: ScaleBench, clients: int, work: Path) -> dict[str, Any]:
         "clients_selected": selected,
         "clients_ok": ok,
         "flower_wall_seconds": flower_wall,
-        "shard_size": bench.shard_size,
+        "shard_size": cfg.shard_size,
         "shards": "drawn with replacement across clients from the client pool",
         "plain_loop_threads": os.cpu_count() or 1,
         "roles": cfg.roles,
         "reference_per_round": cfg.reference_per_round,
-        "seed": bench.seed,
+        "seed": cfg.seed,
     }
     log.info(
         "%d clients: rounds %s s, plain loop %.1f s, overhead ratio %.2f, peak RSS %.2f GiB",
@@ -216,23 +179,17 @@ WHAT = {
 }
 
 
-def _write(out: Path, runs: list[dict[str, Any]]) -> dict[str, Any]:
+def write_scale_report(out: Path, runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Write OUT/scale.json after each fleet size; a run of the same size replaces the old."""
     path = out / REPORT
-    try:
-        kept = [r for r in json.loads(path.read_text())["runs"] if isinstance(r, dict)]
-    except (OSError, ValueError, KeyError, TypeError):
-        kept = []
-    sizes = {r["clients"] for r in runs}
-    merged = [r for r in kept if r.get("clients") not in sizes] + runs
     report = {
-        "runs": sorted(merged, key=lambda r: int(r["clients"])),
+        "runs": merged_runs(
+            path, runs, same=lambda r: r.get("clients"), order=lambda r: int(r["clients"])
+        ),
         "what": WHAT,
         "cpu_count": os.cpu_count(),
     }
-    text = json.dumps(finite_json(report), indent=2).encode()
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda fh: fh.write(text))
+    write_report(path, report)
     return report
 
 
@@ -244,5 +201,5 @@ def run_scale(bench: ScaleBench) -> dict[str, Any]:
     report: dict[str, Any] = {}
     for n in bench.clients:
         runs.append(run_size(bench, n, work))
-        report = _write(bench.out, runs)
+        report = write_scale_report(bench.out, runs)
     return {**report, "runs": runs}

@@ -1,5 +1,6 @@
-"""Every option of the agent, export, predict, data scene, server, register and certs commands
-has a help text, and ``--help`` prints a default once, only where there is one to print."""
+"""Every option of the agent, export, predict, data fetch, data scene, server, register and
+certs commands has a help text, and ``--help`` prints a default once, only where there is one
+to print."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ import pytest
 from cli.main import build_parser
 from common.help_format import DefaultsHelpFormatter
 
-COMMANDS = [("agent",), ("export",), ("predict",), ("data", "scene"), ("server",), ("register",),
-            ("certs",)]  # fmt: skip
+COMMANDS = [("agent",), ("export",), ("predict",), ("data", "fetch"), ("data", "scene"),
+            ("server",), ("register",), ("certs",)]  # fmt: skip
 
 
 def _parser(path: tuple[str, ...]) -> argparse.ArgumentParser:

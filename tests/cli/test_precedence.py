@@ -18,10 +18,11 @@ from typing import Any
 import pytest
 
 from cli import bench_args, bench_flags
-from cli.main import SIMULATE_FLAGS, build_parser, main, simulate_config
+from cli.main import build_parser, main
+from cli.simulate import SIMULATE_FLAGS, simulate_config
 from common.config import RunConfig
 from common.fleet.scenario import SCENARIO_DIR
-from simulations.simulate import write_run_config
+from simulations.simulate import with_paths, write_run_config
 
 # A value other than every command's default, per key, as typed on the command line.
 OTHER: dict[str, str] = {
@@ -53,7 +54,7 @@ def _distill(args: argparse.Namespace) -> RunConfig:
 
 
 def _robust(args: argparse.Namespace) -> RunConfig:
-    return bench_args.robust_bench(args).config(Path("/tmp/robust-work"))
+    return with_paths(bench_args.robust_bench(args).config(), Path("/tmp/robust-work"))
 
 
 def _onboard(args: argparse.Namespace) -> RunConfig:
@@ -61,12 +62,13 @@ def _onboard(args: argparse.Namespace) -> RunConfig:
 
 
 def _fleet(args: argparse.Namespace) -> RunConfig:
-    return bench_args.fleet_bench(args).config(Path("/tmp/fleet-work"), "contact-aware")
+    return with_paths(bench_args.fleet_bench(args).config("contact-aware"), Path("/tmp/fleet"))
 
 
 def _scale(args: argparse.Namespace) -> RunConfig:
     bench = bench_args.scale_bench(args)
-    return bench.config(bench.clients[0], Path("/tmp/scale-work"))
+    folder = Path("/tmp/scale-work")
+    return with_paths(bench.config(bench.clients[0], folder), folder / "flower")
 
 
 COMMANDS: dict[str, tuple[list[str], dict[str, str], Callable[[argparse.Namespace], RunConfig]]] = {
@@ -158,19 +160,47 @@ def test_a_scenario_sets_the_client_count_and_refuses_another(
 
 def test_bench_flags_reach_the_benchmark_fields() -> None:
     args = build_parser().parse_args(["bench", "distill", "--set", "num-clients=12"])
-    bench = bench_args.distill_bench(args)
-    assert (bench.clients, bench.rounds, bench.alpha) == (12, 30, 0.1)  # the rest: defaults
-    assert bench.base.reference_per_round == 500  # bench_defaults() still under --set
-    scale = bench_args.scale_bench(build_parser().parse_args(["bench", "scale"]))
-    assert scale.clients == (1_000, 10_000)
-    scale = bench_args.scale_bench(
-        build_parser().parse_args(["bench", "scale", "--set", "num-clients=500"])
-    )
-    assert scale.clients == (500,)
-    scale = bench_args.scale_bench(
-        build_parser().parse_args(["bench", "scale", "--clients", "8", "9"])
-    )
-    assert scale.clients == (8, 9)
+    base = bench_args.distill_bench(args).base
+    assert (base.num_clients, base.num_rounds, base.alpha) == (12, 30, 0.1)  # the rest: defaults
+    assert base.reference_per_round == 500  # the bench's own setting still under --set
+    assert bench_args.scale_bench(_args("scale")).clients == (1_000, 10_000)
+    assert bench_args.scale_bench(_args("scale", "--set", "num-clients=500")).clients == (500,)
+    assert bench_args.scale_bench(_args("scale", "--clients", "8", "9")).clients == (8, 9)
+
+
+def _help(prefix: list[str], flag: str) -> str:
+    parser = build_parser()
+    for name in prefix:
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parser = sub.choices[name]
+    action = next(a for a in parser._actions if flag in a.option_strings)
+    return str(parser._get_formatter()._expand_help(action))
+
+
+# Flags whose help names their default in words, not as the value the bench runs with.
+SHOWN_IN_WORDS = {"data-dir", "test-dir", "archive-gap", "scenario"}
+BENCH_CASES = [
+    (name, flag, key)
+    for name, flag, key in CASES
+    if COMMANDS[name][0][0] == "bench"
+    and key not in SHOWN_IN_WORDS
+    and (name, key) != ("scale", "num-clients")  # a sweep: see the next test
+]
+
+
+@pytest.mark.parametrize(("name", "flag", "key"), BENCH_CASES, ids=lambda v: str(v))
+def test_a_bench_flag_shows_the_default_the_bench_runs_with(name: str, flag: str, key: str) -> None:
+    ran = _default(name, key)
+    assert f"(default: {ran}; --set {key})" in _help(COMMANDS[name][0], flag)
+
+
+def test_the_scale_sweep_is_shown_as_it_runs() -> None:
+    sizes = " ".join(str(n) for n in bench_args.scale_bench(_args("scale")).clients)
+    assert f"(default: {sizes}; --set num-clients)" in _help(["bench", "scale"], "--clients")
+
+
+def _args(name: str, *argv: str) -> argparse.Namespace:
+    return build_parser().parse_args([*COMMANDS[name][0], *argv])
 
 
 ERRORS = [

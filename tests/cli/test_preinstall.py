@@ -21,6 +21,7 @@ from common.model_cache import cache_path
 from common.preinstalled import cache_name, preinstalled_student, recipe
 from common.settings import cache_dir
 from common.training import accuracy
+from simulations.deployment import agent_archs
 
 # A deployment's run.toml: the agents' path of the public archive (the ground passes its own
 # copy with --data-dir), tiny epochs. The seed is this file's own: the first build is cold.
@@ -184,6 +185,13 @@ def test_a_run_without_preinstalled_students_builds_nothing(
         assert args.func(args) == 0  # no data read, nothing trained
         assert why in capsys.readouterr().out
         assert not out.exists()
-    assert preinstall_cli.agent_archs(RunConfig(roles="satellite,satellite")) == {
-        "satellite": "tiny"
-    }
+    assert agent_archs(RunConfig(roles="satellite,satellite")) == {"satellite": "tiny"}
+
+
+def test_data_dir_replaces_the_run_configs_own(tmp_path: Path) -> None:
+    run_toml = tmp_path / "run.toml"
+    run_toml.write_text(RUN_TOML)
+    assert preinstall_cli.read_run_config(run_toml).data_dir == "/nonexistent/public"
+    cfg = preinstall_cli.read_run_config(run_toml, "/ground/public")
+    assert (cfg.data_dir, cfg.seed, cfg.num_clients) == ("/ground/public", 1907, 3)
+    assert preinstall_cli.read_run_config(run_toml, "").data_dir == "/nonexistent/public"

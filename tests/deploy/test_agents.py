@@ -25,7 +25,6 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from cli.deploy import ServerOptions, deployment_superlink, register_agent
 from clients.agent import AgentOptions, agent_argv, node_config, node_number
 from clients.local_data import inspect_folder
 from common.bands import DATASETS
@@ -35,6 +34,7 @@ from common.processes import descendants, free_port, is_alive, stop_tree
 from common.settings import PROJECT_ROOT
 from server.certs import make_certs
 from server.history import REPORT_FILE
+from simulations.deployment import ServerOptions, deployment_superlink, register_agent
 from simulations.flower import SuperLink, run_status, submit_run
 from simulations.simulate import COMPLETED, write_run_config
 

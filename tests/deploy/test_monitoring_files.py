@@ -7,7 +7,6 @@ name, with what ``server.metrics`` exports.
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
 import shutil
@@ -18,6 +17,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from server import metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
@@ -30,28 +31,6 @@ DATASOURCE = GRAFANA_DIR / "provisioning" / "datasources" / "prometheus.yml"
 DASHBOARD_PROVIDER = GRAFANA_DIR / "provisioning" / "dashboards" / "skydistill.yml"
 DATASOURCE_REF = {"type": "prometheus", "uid": "prometheus"}
 
-# Exposed base names (counters with ``_total``, the info metric with ``_info``), used until
-# ``server.metrics.metric_names()`` exists; when it does, that is the source of truth.
-KNOWN_METRICS = frozenset(
-    {
-        "skydistill_round",
-        "skydistill_rounds_completed_total",
-        "skydistill_last_round_timestamp_seconds",
-        "skydistill_round_duration_seconds",
-        "skydistill_clients_selected",
-        "skydistill_client_replies_total",
-        "skydistill_reply_rejections_total",
-        "skydistill_payload_bytes_total",
-        "skydistill_global_accuracy_ratio",
-        "skydistill_global_accuracy_change_ratio",
-        "skydistill_client_accuracy_ratio",
-        "skydistill_distill_loss",
-        "skydistill_teacher_agreement_ratio",
-        "skydistill_teacher_accuracy_ratio",
-        "skydistill_run_info",
-    }
-)
-
 METRIC_NAME = re.compile(r"skydistill_[a-z_]+")
 # Sample suffixes that map back to a base name: histogram series, and a counter's _created.
 HISTOGRAM_SUFFIX = re.compile(r"_(bucket|sum|count)$")
@@ -59,15 +38,11 @@ CREATED_SUFFIX = re.compile(r"_created$")
 
 
 def exported_metrics() -> frozenset[str]:
-    """``server.metrics.metric_names()`` if that module exists, else ``KNOWN_METRICS``."""
-    try:
-        module = importlib.import_module("server.metrics")
-    except ModuleNotFoundError as exc:
-        if exc.name != "server.metrics":
-            raise  # the module exists but cannot be imported: that is a failure
-        return KNOWN_METRICS
-    names = getattr(module, "metric_names", None)
-    return frozenset(names()) if callable(names) else KNOWN_METRICS
+    """Base names of every metric ``server.metrics`` exports (counters with ``_total``, the
+    info metric with ``_info``): the one module that declares them."""
+    names = frozenset(metrics.metric_names())
+    assert names, "server.metrics declares no metric"
+    return names
 
 
 def base_name(name: str, known: frozenset[str]) -> str:

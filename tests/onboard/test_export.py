@@ -38,10 +38,10 @@ def test_torchscript_and_onnx_match_torch_on_random_input(
     want = original.logits(raw)
     np.testing.assert_allclose(ts.logits(raw), want, atol=1e-4, rtol=1e-4)
     np.testing.assert_allclose(ox.logits(raw), want, atol=1e-4, rtol=1e-4)
+    assert original.format == "torch" and original.meta == student.meta
     for exported, fmt in ((ts, "torchscript"), (ox, "onnx")):
-        assert exported.meta.format == fmt
-        assert exported.meta.bands == student.bands and exported.meta.classes == student.classes
-        assert exported.meta.mean == student.stats.mean and exported.meta.std == student.stats.std
+        assert exported.format == fmt
+        assert exported.meta == student.meta  # arch, role, bands, classes, stats, tile size
         assert (exported.meta.arch, exported.meta.role) == ("tiny", "satellite")
     assert sidecar(tmp_path / "m.onnx").is_file() and sidecar(tmp_path / "m.ts").is_file()
 
@@ -76,7 +76,7 @@ def test_int8_onnx_agrees_with_the_student_on_fixture_data(
     int8 = export_onnx(student, tmp_path / "int8.onnx", int8=True, calibration=tiles.calibration)
     assert int8.stat().st_size < 0.5 * fp32.stat().st_size
     model = load_classifier(int8)
-    assert model.meta.format == "onnx-int8"
+    assert model.format == "onnx-int8"
     ops = {n.op_type for n in onnx.load(str(int8)).graph.node}
     assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
     # all fixture tiles: reference, test and the rest

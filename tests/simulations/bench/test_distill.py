@@ -9,25 +9,22 @@ from pathlib import Path
 
 from common.config import RunConfig
 from common.settings import PROJECT_ROOT
-from simulations.bench.distill import (
-    SEARCH,
-    Bench,
-    DistillBench,
-    bench_defaults,
-    run_bench,
-    write_report,
-)
+from simulations.bench.distill import add_run, portable_paths, run_bench
+from simulations.bench.distill_methods import Methods
 from simulations.bench.docs import render_docs
-from simulations.bench.plots import plot_distill
-from simulations.flower import SuperLink, write_connection
+from simulations.bench.fedavg_search import fedavg_family
+from simulations.bench.search_space import SEARCH
+from simulations.bench.settings import DistillBench, federated_defaults
+from simulations.simulate import simulation_link
 from tests.simulations.bench.bench_config import on_fixture_data
 
 CHECK = PROJECT_ROOT.parent / "shared" / "tools" / "check_report.py"
 
 
 def _base(fixture_data: Path) -> RunConfig:
-    """The benchmark's run config, shrunk to the fixture data."""
-    return on_fixture_data(bench_defaults(), fixture_data)
+    """The benchmark's run config, shrunk to the fixture data: 4 clients, alpha 0.5, 2 rounds."""
+    small = {"num-clients": 4, "alpha": 0.5, "num-rounds": 2}
+    return on_fixture_data(federated_defaults(), fixture_data).with_values(small)
 
 
 def test_bench_distill_writes_a_valid_report_plots_and_docs(
@@ -35,9 +32,6 @@ def test_bench_distill_writes_a_valid_report_plots_and_docs(
 ) -> None:
     out = tmp_path / "out"
     bench = DistillBench(
-        clients=4,
-        alpha=0.5,
-        rounds=2,
         out=out,
         centralized_epochs=1,
         search=SEARCH[:2],
@@ -117,8 +111,8 @@ def test_bench_distill_writes_a_valid_report_plots_and_docs(
     assert trained("fedkd") == trained("fedkd_hetero")
     assert len(trained("fedkd")) >= 2
 
-    plots = plot_distill(run, out)
-    assert all(p.stat().st_size > 1000 for p in plots)
+    plots = [out / f"distill-a0.5-{kind}.png" for kind in ("accuracy", "bytes")]
+    assert all(p.stat().st_size > 1000 for p in plots)  # drawn by run_bench
     docs = render_docs(out, tmp_path / "docs" / "benchmarks.md")
     text = docs.read_text()
     assert "| (d) FedKD, tiny |" in text and "FedAvg search" in text
@@ -135,20 +129,15 @@ def test_a_short_fedavg_search_runs_the_chosen_point_again_over_every_round(
     fixture_data: Path, tmp_path: Path
 ) -> None:
     bench = DistillBench(
-        clients=4,
-        alpha=0.5,
-        rounds=2,
         search_rounds=1,
         out=tmp_path / "out",
         search=SEARCH[1:3],
         family={},
         base=_base(fixture_data),
     )
-    b = Bench(bench)
-    home = b.work / "flwr-home"
-    with SuperLink(home) as link:
-        write_connection(home, link.address)
-        fedavg = b.fedavg(home)
+    b = Methods(bench)
+    with simulation_link(b.work / "flwr-home") as sim:
+        fedavg = fedavg_family(b, sim)
     search = fedavg["search"]
     assert search["rounds"] == 1
     assert len(search["points"]) == 2
@@ -162,14 +151,14 @@ def test_a_short_fedavg_search_runs_the_chosen_point_again_over_every_round(
 def test_report_keeps_other_runs_and_replaces_the_same_settings(tmp_path: Path) -> None:
     path = tmp_path / "distill.json"
     base = {"clients": 100, "rounds": 30, "seed": 42, "test_set": "internal", "methods": {}}
-    write_report(path, {**base, "alpha": 0.1, "wall_seconds": 1.0})
-    write_report(path, {**base, "alpha": 0.5, "wall_seconds": 2.0})
-    write_report(path, {**base, "alpha": 0.1, "wall_seconds": 3.0})
+    add_run(path, {**base, "alpha": 0.1, "wall_seconds": 1.0})
+    add_run(path, {**base, "alpha": 0.5, "wall_seconds": 2.0})
+    add_run(path, {**base, "alpha": 0.1, "wall_seconds": 3.0})
     runs = json.loads(path.read_text())["runs"]
     assert [(r["alpha"], r["wall_seconds"]) for r in runs] == [(0.1, 3.0), (0.5, 2.0)]
     # a run with a ground gap is another setting; one without is the same as an older run
-    write_report(path, {**base, "alpha": 0.1, "ground_gap": "3:0.05", "wall_seconds": 4.0})
-    write_report(path, {**base, "alpha": 0.5, "ground_gap": "", "wall_seconds": 5.0})
+    add_run(path, {**base, "alpha": 0.1, "ground_gap": "3:0.05", "wall_seconds": 4.0})
+    add_run(path, {**base, "alpha": 0.5, "ground_gap": "", "wall_seconds": 5.0})
     runs = json.loads(path.read_text())["runs"]
     assert sorted((r["alpha"], r.get("ground_gap", ""), r["wall_seconds"]) for r in runs) == [
         (0.1, "", 3.0),
@@ -179,8 +168,6 @@ def test_report_keeps_other_runs_and_replaces_the_same_settings(tmp_path: Path) 
 
 
 def test_report_names_folders_relative_to_the_repository() -> None:
-    from simulations.bench.distill import portable_paths
-
     config = portable_paths(
         {
             "data-dir": str(PROJECT_ROOT.parent / "shared" / "data"),

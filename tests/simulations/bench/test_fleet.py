@@ -14,8 +14,15 @@ from common.errors import ConfigError
 from common.fleet.schedule import ContactAwareSchedule, SynchronousSchedule
 from common.settings import PROJECT_ROOT
 from server.fleet import build_schedule
-from simulations.bench.fleet import FleetBench, control_curve, hours_to_target, server_updates
+from simulations.bench.fleet import (
+    control_curve,
+    hours_to_target,
+    rounds_in_horizon,
+    server_updates,
+)
 from simulations.bench.plots import plot_fleet
+from simulations.bench.settings import FleetBench, fleet_defaults
+from simulations.simulate import with_paths
 
 
 def test_hours_to_target_is_the_first_curve_point_at_or_above_it() -> None:
@@ -44,15 +51,16 @@ def test_round_budget_and_schedules_from_the_config(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("SKYDISTILL_CACHE", str(tmp_path / "cache"))
-    bench = FleetBench(scenario="small", hours=30.0, aware_hours=6.0, window_minutes=90.0)
-    aware = bench.config(tmp_path, "contact-aware")
+    base = fleet_defaults().with_values({"scenario": "small", "round-window-minutes": 90.0})
+    bench = FleetBench(base=base, hours=30.0, aware_hours=6.0)
+    aware = with_paths(bench.config("contact-aware"), tmp_path)
     assert aware.num_clients == 7 and aware.scenario.endswith("small.toml")
-    assert bench.rounds(aware) == 4  # 6 h in 90-minute windows
+    assert rounds_in_horizon(bench, aware) == 4  # 6 h in 90-minute windows
     assert isinstance(build_schedule(aware), ContactAwareSchedule)
-    sync = bench.config(tmp_path, "synchronous")
+    sync = with_paths(bench.config("synchronous"), tmp_path)
     schedule = build_schedule(sync)
     assert isinstance(schedule, SynchronousSchedule)
-    rounds = bench.rounds(sync)
+    rounds = rounds_in_horizon(bench, sync)
     ends = [schedule.plan_round(r).end for r in range(1, rounds + 1)]
     assert ends[-1] >= 30.0 > ends[-2]  # the last round is the one that crosses the horizon
     wrong = RunConfig.from_mapping({**sync.to_mapping(), "num-clients": 8})

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from common.config import RunConfig
 from common.settings import PROJECT_ROOT
-from simulations.bench.robust import RobustBench, robust_defaults, run_robust
+from simulations.bench.robust import run_robust
+from simulations.bench.settings import RobustBench, robust_defaults
 from tests.simulations.bench.bench_config import on_fixture_data
 
 CHECK = PROJECT_ROOT.parent / "shared" / "tools" / "check_report.py"
@@ -18,9 +19,11 @@ CHECK = PROJECT_ROOT.parent / "shared" / "tools" / "check_report.py"
 def test_bench_robust_reads_every_run_against_the_no_client_control(
     fixture_data: Path, tmp_path: Path
 ) -> None:
-    base = on_fixture_data(robust_defaults(), fixture_data)
+    base = on_fixture_data(robust_defaults(), fixture_data).with_values(
+        {"num-clients": 4, "num-rounds": 2}
+    )
     out = tmp_path / "out"
-    bench = RobustBench(clients=4, attackers=1, rounds=2, rule="median", out=out, base=base)
+    bench = RobustBench(base=base, attackers=1, rule="median", out=out)
     report = run_robust(bench)
     assert json.loads((out / "robust.json").read_text()) == json.loads(json.dumps(report))
     control = report["control"]
@@ -37,6 +40,7 @@ def test_bench_robust_reads_every_run_against_the_no_client_control(
     )
     for name in ("clean", "attacked_mean", "attacked_robust"):
         assert len(report[name]["rounds"]) == 2
+    assert (out / "robust.png").stat().st_size > 1000  # drawn by run_robust
     if CHECK.is_file():
         done = subprocess.run(
             [sys.executable, str(CHECK), str(out / "robust.json")], capture_output=True, text=True

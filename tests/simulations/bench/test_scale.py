@@ -9,7 +9,8 @@ from pathlib import Path
 
 from common.config import RunConfig
 from common.settings import PROJECT_ROOT
-from simulations.bench.scale import REPORT, ScaleBench, run_scale
+from simulations.bench.scale import REPORT, run_scale
+from simulations.bench.settings import ScaleBench
 
 
 def test_scale_report_has_the_format_other_tools_read(fixture_data: Path, tmp_path: Path) -> None:
@@ -19,16 +20,10 @@ def test_scale_report_has_the_format_other_tools_read(fixture_data: Path, tmp_pa
         preinstall_epochs=1,
         global_pretrain_epochs=1,
         reference_per_round=8,
-    )
-    bench = ScaleBench(
-        clients=(40,),
-        per_round=4,
-        rounds=2,
+        num_rounds=2,
         shard_size=6,
-        reference_per_round=8,
-        out=tmp_path,
-        base=base,
     )
+    bench = ScaleBench(base=base, clients=(40,), per_round=4, out=tmp_path)
     report = run_scale(bench)
     assert json.loads((tmp_path / REPORT).read_text()) == report
     (run,) = report["runs"]
