@@ -7,8 +7,7 @@ import logging
 import signal
 import sys
 
-from cli import bench, data, deploy, onboard, preinstall, simulate
-from clients import agent
+from cli import agent, bench, data, deploy, onboard, preinstall, simulate
 from common.errors import SkydistillError
 from common.help_format import use_everywhere
 

@@ -25,7 +25,8 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from clients.agent import AgentOptions, agent_argv, node_config, node_number
+from cli.agent import agent_argv
+from clients.agent import AgentOptions, node_config, node_number
 from clients.local_data import inspect_folder
 from common.bands import DATASETS
 from common.config import RunConfig
