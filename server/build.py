@@ -37,22 +37,7 @@ def build_strategy(cfg: RunConfig, ground: GroundSegment, grid: Grid) -> FedKD:
         num_rounds=cfg.num_rounds,
     )
     statistics, heads = statistics_and_heads(cfg, ground) if cfg.client_statistics else (None, None)
-    options: dict[str, Any] = {
-        "codec": cfg.codec_mode,
-        "rule": Rule.parse(cfg.aggregation),
-        "trim": cfg.trim,
-        "topk": cfg.topk,
-        "fraction_train": cfg.fraction_train,
-        "min_train_nodes": cfg.min_train_clients,
-        "min_available_nodes": cfg.min_train_clients,
-        "reference_per_round": cfg.reference_per_round,
-        "seed": cfg.seed,
-        "evaluate_every": cfg.evaluate_every,
-        "num_rounds": cfg.num_rounds,
-        "sample_by_client": cfg.sample_by == "client",
-        "statistics": statistics,
-        "heads": heads,
-    }
+    options = {**strategy_options(cfg), "statistics": statistics, "heads": heads}
     strategy = (
         ContactFedKD(knowledge, schedule=build_schedule(cfg), **options)
         if cfg.scenario
@@ -65,6 +50,25 @@ def build_strategy(cfg: RunConfig, ground: GroundSegment, grid: Grid) -> FedKD:
         }
         strategy.use_directory(directory.clients, archs)
     return strategy
+
+
+def strategy_options(cfg: RunConfig) -> dict[str, Any]:
+    """FedKD's keyword arguments that the run config sets (its defaults are these of
+    ``RunConfig()``), besides the knowledge, the statistics and the heads."""
+    return {
+        "codec": cfg.codec_mode,
+        "rule": Rule.parse(cfg.aggregation),
+        "trim": cfg.trim,
+        "topk": cfg.topk,
+        "fraction_train": cfg.fraction_train,
+        "min_train_nodes": cfg.min_train_clients,
+        "min_available_nodes": cfg.min_train_clients,
+        "reference_per_round": cfg.reference_per_round,
+        "seed": cfg.seed,
+        "evaluate_every": cfg.evaluate_every,
+        "num_rounds": cfg.num_rounds,
+        "sample_by_client": cfg.sample_by == "client",
+    }
 
 
 def statistics_and_heads(

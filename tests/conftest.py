@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from tests.data.eurosat.make import make
-from tests.student_fixture import ms_student
 
-__all__ = ["ms_student"]  # the on-board tests' trained student, a session fixture
+# Fixtures that several test folders share: the on-board tests' trained student (a session
+# fixture) and the fetch tests' archives and HTTP server.
+pytest_plugins = ["tests.student_fixture", "tests.fetch_server"]
 
 
 @pytest.fixture(scope="session")

@@ -9,9 +9,12 @@ import hashlib
 import socket
 import threading
 import zipfile
+from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from common import bands
 from tests.data.eurosat.make import make
@@ -108,3 +111,15 @@ def assert_fetched(dest: Path, fixtures: Path) -> None:
         assert listed == rows(fixtures / spec.folder / "manifest.csv")
     leftovers = [p.name for p in dest.iterdir() if p.name.startswith(".") or p.suffix == ".part"]
     assert leftovers == []
+
+
+@pytest.fixture(scope="module")
+def fixtures(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_archives(tmp_path_factory.mktemp("fixtures"))
+
+
+@pytest.fixture
+def server(fixtures: Path) -> Iterator[Server]:
+    srv = Server(fixtures / "served")
+    yield srv
+    srv.close()

@@ -4,7 +4,6 @@ zips, and the ``data scene`` command that cli/onboard.py adds to the group."""
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,19 +11,7 @@ import pytest
 from cli import data
 from cli.main import build_parser, main
 from common.bands import CLASSES
-from tests.fetch_server import PER_CLASS, Server, assert_fetched, checksums_of, make_archives
-
-
-@pytest.fixture(scope="module")
-def fixtures(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_archives(tmp_path_factory.mktemp("fixtures"))
-
-
-@pytest.fixture
-def server(fixtures: Path) -> Iterator[Server]:
-    srv = Server(fixtures / "served")
-    yield srv
-    srv.close()
+from tests.fetch_server import PER_CLASS, Server, assert_fetched, checksums_of
 
 
 def _cli_args(dest: Path, url: str, checksums: dict[str, str]) -> list[str]:

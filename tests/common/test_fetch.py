@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,21 +15,8 @@ from tests.fetch_server import (
     assert_fetched,
     checksums_of,
     closed_port_url,
-    make_archives,
     md5,
 )
-
-
-@pytest.fixture(scope="module")
-def fixtures(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_archives(tmp_path_factory.mktemp("fixtures"))
-
-
-@pytest.fixture
-def server(fixtures: Path) -> Iterator[Server]:
-    srv = Server(fixtures / "served")
-    yield srv
-    srv.close()
 
 
 @pytest.fixture

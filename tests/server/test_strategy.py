@@ -374,25 +374,13 @@ def test_fedkd_defaults_are_the_run_configs() -> None:
     import inspect
 
     from common.config import RunConfig
-    from server.aggregation import Rule
+    from server.build import strategy_options
 
-    cfg = RunConfig()
     params = inspect.signature(FedKD.__init__).parameters
     defaults = {name: p.default for name, p in params.items() if p.default is not p.empty}
     assert defaults == {
-        "codec": cfg.codec_mode,
-        "rule": Rule.parse(cfg.aggregation),
-        "trim": cfg.trim,
-        "topk": cfg.topk,
-        "fraction_train": cfg.fraction_train,
-        "min_train_nodes": cfg.min_train_clients,
-        "min_available_nodes": cfg.min_train_clients,
-        "reference_per_round": cfg.reference_per_round,
-        "seed": cfg.seed,
+        **strategy_options(RunConfig()),
         "wait_for_nodes_seconds": 300.0,  # not a run-config setting
-        "evaluate_every": cfg.evaluate_every,
-        "num_rounds": cfg.num_rounds,
-        "sample_by_client": cfg.sample_by == "client",
         "statistics": None,
         "heads": None,
     }
