@@ -198,6 +198,7 @@ def _lone_agent(root: Path, data: Path, **kw: object) -> AgentOptions:
     return AgentOptions(**base)  # type: ignore[arg-type]
 
 
+@pytest.mark.integration
 def test_agent_with_a_file_that_is_not_pem_fails_clearly_within_the_wait(
     fixture_data: Path, tmp_path: Path
 ) -> None:
@@ -211,6 +212,7 @@ def test_agent_with_a_file_that_is_not_pem_fails_clearly_within_the_wait(
 
 
 @pytest.mark.parametrize("superlink", ["refused", "silent"])
+@pytest.mark.integration
 def test_agent_stops_a_supernode_that_does_not_join_within_the_wait(
     fixture_data: Path, tmp_path: Path, superlink: str
 ) -> None:
@@ -239,6 +241,7 @@ def test_agent_stops_a_supernode_that_does_not_join_within_the_wait(
     assert not leftover, leftover
 
 
+@pytest.mark.integration
 def test_agent_refuses_to_start_without_tls_or_insecure(fleet: Fleet) -> None:
     opts = fleet.options("drone", root_certificates=None, auth_key=None)
     proc = fleet.start("no-tls", opts)
@@ -246,6 +249,7 @@ def test_agent_refuses_to_start_without_tls_or_insecure(fleet: Fleet) -> None:
     assert "pass --root-certificates" in fleet.log("no-tls")
 
 
+@pytest.mark.integration
 def test_three_roles_tls_auth_kill_and_rejoin(fleet: Fleet) -> None:
     # Intruders: an unregistered key is refused; a plain-HTTP agent never joins.
     rogue = fleet.start("rogue", fleet.options("drone", auth_key=fleet.certs / "agents/rogue"))

@@ -111,6 +111,7 @@ def rule_exprs() -> list[str]:
 # ---- Prometheus -------------------------------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_promtool_check_config() -> None:
     # promtool resolves rule_files relative to the config file; run from elsewhere to prove it.
     result = run_promtool("check", "config", str(PROMETHEUS_CONFIG), cwd=ROOT)
@@ -118,6 +119,7 @@ def test_promtool_check_config() -> None:
     assert "1 rule files found" in result.stdout
 
 
+@pytest.mark.integration
 def test_promtool_check_rules() -> None:
     result = run_promtool("check", "rules", str(RULES), cwd=ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -137,6 +139,7 @@ def test_config_scrapes_the_server_exporter_and_loads_the_rules() -> None:
         assert "role" not in sc.get("labels", {})
 
 
+@pytest.mark.integration
 def test_alert_rules_fire_as_specified() -> None:
     """NoRoundCompleted on an old timestamp, HighFailureRatio at 50% failures, AccuracyDrop
     at -0.1, and none of them on healthy input (see rules_test.yml)."""
@@ -208,6 +211,7 @@ def test_dashboard_plots_every_exported_metric() -> None:
     assert not missing, f"no dashboard panel plots: {sorted(missing)}"
 
 
+@pytest.mark.integration
 def test_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:
     """promtool parses each panel query (as a recording rule, with Grafana variables filled)."""
     exprs = dashboard_exprs(load_dashboard())

@@ -22,6 +22,8 @@ from common.processes import free_port, stop_tree
 from common.settings import PROJECT_ROOT
 from simulations.simulate import simulate
 
+pytestmark = pytest.mark.integration  # starts real processes
+
 DEPLOY = PROJECT_ROOT / "deploy" / "prometheus"
 
 

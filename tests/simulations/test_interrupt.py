@@ -13,6 +13,8 @@ import pytest
 
 from common.processes import descendants, is_alive
 
+pytestmark = pytest.mark.integration  # starts real processes
+
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_mid_run_leaves_no_process_behind(

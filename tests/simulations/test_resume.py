@@ -12,7 +12,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from common.processes import descendants, is_alive
+
+pytestmark = pytest.mark.integration  # starts real processes
 
 ROUNDS = 5
 

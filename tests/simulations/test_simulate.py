@@ -15,6 +15,8 @@ from common.config import RunConfig
 from common.settings import PROJECT_ROOT
 from simulations.simulate import simulate
 
+pytestmark = pytest.mark.integration  # starts real processes
+
 REF_PER_ROUND = 8
 
 

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from common.config import RunConfig
 from common.settings import PROJECT_ROOT
 from simulations.bench.distill import add_run, portable_paths, run_bench
@@ -27,6 +29,7 @@ def _base(fixture_data: Path) -> RunConfig:
     return on_fixture_data(federated_defaults(), fixture_data).with_values(small)
 
 
+@pytest.mark.integration
 def test_bench_distill_writes_a_valid_report_plots_and_docs(
     fixture_data: Path, tmp_path: Path
 ) -> None:
@@ -125,6 +128,7 @@ def test_bench_distill_writes_a_valid_report_plots_and_docs(
         assert done.returncode == 0, done.stdout + done.stderr
 
 
+@pytest.mark.integration
 def test_a_short_fedavg_search_runs_the_chosen_point_again_over_every_round(
     fixture_data: Path, tmp_path: Path
 ) -> None:

@@ -68,6 +68,7 @@ def test_round_budget_and_schedules_from_the_config(
         build_schedule(wrong)
 
 
+@pytest.mark.integration
 def test_report_passes_the_shared_checker_and_plots(tmp_path: Path) -> None:
     report = {
         "scenario": "leo50",

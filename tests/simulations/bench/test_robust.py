@@ -7,11 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from common.config import RunConfig
 from common.settings import PROJECT_ROOT
 from simulations.bench.robust import run_robust
 from simulations.bench.settings import RobustBench, robust_defaults
 from tests.simulations.bench.bench_config import on_fixture_data
+
+pytestmark = pytest.mark.integration  # starts real processes
 
 CHECK = PROJECT_ROOT.parent / "shared" / "tools" / "check_report.py"
 

@@ -7,10 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from common.config import RunConfig
 from common.settings import PROJECT_ROOT
 from simulations.bench.scale import REPORT, run_scale
 from simulations.bench.settings import ScaleBench
+
+pytestmark = pytest.mark.integration  # starts real processes
 
 
 def test_scale_report_has_the_format_other_tools_read(fixture_data: Path, tmp_path: Path) -> None:
