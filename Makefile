@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 OUT ?= runs/default
-PACKAGES := common server clients simulations
+PACKAGES := cli simulations server clients onboard common
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -23,11 +23,12 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/skydistill simulate --out $(OUT)
 
-## lint: ruff and mypy on the packages
+## lint: ruff, mypy, and the import layering (import-linter contracts in pyproject.toml)
 lint: $(STAMP)
 	$(BIN)/ruff check $(PACKAGES) tests
 	$(BIN)/ruff format --check $(PACKAGES) tests
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 ## prometheus: Debian's prometheus and promtool, which the monitoring tests run for real
 prometheus:

@@ -20,6 +20,7 @@ RESERVED = {
     keys.NODE_NUM_PARTITIONS: "nothing (an agent is one node, not a simulated partition)",
 }
 EXTRA_KEYS = {keys.NODE_NUM_THREADS: "torch threads per local round (an integer >= 1)"}
+EXTRA_HELP = "; ".join(f"{k}: {why}" for k, why in EXTRA_KEYS.items())
 _PAIR = re.compile(r"(\S+?)=('[^']*'|\"[^\"]*\"|\S+)")
 
 
@@ -110,10 +111,9 @@ def parse_node_config(items: list[str]) -> dict[str, int]:
                     f"--node-config {key}: the agent sets {key} itself from {RESERVED[key]}"
                 )
             if key not in EXTRA_KEYS:
-                known = "; ".join(f"{k}: {why}" for k, why in EXTRA_KEYS.items())
                 raise ConfigError(
                     f"--node-config {key}: not a node-config key the ClientApp reads "
-                    f"(accepted: {known})"
+                    f"(accepted: {EXTRA_HELP})"
                 )
             out[key] = _value(key, raw)
     return out

@@ -19,7 +19,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import IO
 
-from simulations.flower import FlowerError, stop_tree
+from common.processes import FlowerError, stop_tree
 
 log = logging.getLogger(__name__)
 

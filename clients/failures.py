@@ -23,14 +23,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from common.config import RunConfig
-from common.errors import SkydistillError
 
 DROPOUT_REASON = "dropout"
 _DROPOUT_STREAM = 0xD409  # keeps dropout draws apart from every other seeded stream
-
-
-class ClientDropout(SkydistillError):
-    """A simulated client dropped out of the round (``dropout`` in the run config)."""
 
 
 @dataclass(frozen=True)

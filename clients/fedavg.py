@@ -12,6 +12,7 @@ import torch
 from flwr.app import ArrayRecord, ConfigRecord, Message
 from torch import nn
 
+from clients.instructions import band_stats
 from common import keys
 from common.dataset import BandStats
 from common.errors import ReplyError
@@ -47,10 +48,7 @@ def parse_fedavg(msg: Message) -> FedAvgInstruction:
             learning_rate=float(config[keys.FEDAVG_LR]),  # type: ignore[arg-type]
             epochs=int(config[keys.FEDAVG_EPOCHS]),  # type: ignore[arg-type]
             freeze_bn=bool(config[keys.FREEZE_BN]),
-            stats=BandStats(
-                tuple(float(v) for v in config[keys.NORM_MEAN]),  # type: ignore[union-attr]
-                tuple(float(v) for v in config[keys.NORM_STD]),  # type: ignore[union-attr]
-            ),
+            stats=band_stats(config),
             proximal_mu=float(config.get(keys.PROXIMAL_MU, 0.0)),  # type: ignore[arg-type]
         )
     except (KeyError, TypeError, ValueError) as exc:

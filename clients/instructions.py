@@ -1,4 +1,5 @@
-"""Decode the server's train message into a typed instruction, or say what is wrong with it."""
+"""Decode the server's train and evaluate messages into typed instructions, or say what is
+wrong with them."""
 
 from __future__ import annotations
 
@@ -28,6 +29,18 @@ class TrainInstruction:
     heads: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
 
+def server_round_of(msg: Message) -> int:
+    """The round a message belongs to, 0 when it does not say (read before anything else)."""
+    config = msg.content.get(keys.TRAIN_CONFIG)
+    value = config.get(keys.SERVER_ROUND, 0) if isinstance(config, ConfigRecord) else 0
+    return int(value) if isinstance(value, int | float) else 0
+
+
+def band_stats(config: ConfigRecord) -> BandStats:
+    """The band statistics the server normalises with (KeyError, TypeError or ValueError)."""
+    return BandStats.parse(config[keys.NORM_MEAN], config[keys.NORM_STD])
+
+
 def parse_train(msg: Message, num_classes: int, num_reference: int) -> TrainInstruction:
     content = msg.content
     record, config = content.get(keys.TARGETS), content.get(keys.TRAIN_CONFIG)
@@ -39,8 +52,7 @@ def parse_train(msg: Message, num_classes: int, num_reference: int) -> TrainInst
         codec = Codec.parse(str(config[keys.CODEC]))
         indices = record[keys.INDICES].numpy()
         payload = {k: a.numpy() for k, a in record.items() if k != keys.INDICES}
-        mean = [float(v) for v in config[keys.NORM_MEAN]]  # type: ignore[union-attr]
-        std = [float(v) for v in config[keys.NORM_STD]]  # type: ignore[union-attr]
+        stats = band_stats(config)
         server_round = int(config[keys.SERVER_ROUND])  # type: ignore[arg-type]
         temperature = float(config[keys.TEMPERATURE])  # type: ignore[arg-type]
         kd_weight = float(config[keys.KD_WEIGHT])  # type: ignore[arg-type]
@@ -64,7 +76,7 @@ def parse_train(msg: Message, num_classes: int, num_reference: int) -> TrainInst
         topk=topk,
         temperature=temperature,
         kd_weight=kd_weight,
-        stats=BandStats(tuple(mean), tuple(std)),
+        stats=stats,
         send_statistics=send_statistics,
         heads=heads,
     )
@@ -106,9 +118,8 @@ def parse_evaluate(msg: Message) -> EvaluateInstruction:
     if not isinstance(config, ConfigRecord):
         raise ReplyError("keys", f"evaluate message needs a {keys.TRAIN_CONFIG!r} config")
     try:
-        mean = [float(v) for v in config[keys.NORM_MEAN]]  # type: ignore[union-attr]
-        std = [float(v) for v in config[keys.NORM_STD]]  # type: ignore[union-attr]
+        stats = band_stats(config)
         server_round = int(config[keys.SERVER_ROUND])  # type: ignore[arg-type]
     except (KeyError, TypeError, ValueError) as exc:
         raise ReplyError("config", f"evaluate message is incomplete: {exc}") from exc
-    return EvaluateInstruction(server_round, BandStats(tuple(mean), tuple(std)))
+    return EvaluateInstruction(server_round, stats)

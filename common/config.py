@@ -1,294 +1,226 @@
-"""The run configuration, parsed once at the app boundary into a frozen dataclass."""
+"""Every run-config setting with its one default and its help text: the frozen ``RunConfig``
+that a run's config is parsed into once, at the app boundary.
+
+Each field is a ``setting(default, help)`` (``config_fields``), read back as ``SETTINGS``: the
+command-line flags that mirror a key take their default and help from there (``cli/options``),
+and ``[tool.flwr.app.config]`` and the README's run-config table are tested against it. What
+each value must be is in ``config_rules``, how text becomes a value in ``config_parse``.
+"""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
-from common.bands import DATASETS
 from common.codec import Codec
-from common.config_rules import RANGES, Invalid, InvalidSettings
+from common.config_fields import Setting, setting, table
+from common.config_parse import (
+    ROLES,
+    TYPE_RULES,
+    coerce,
+    parse_archive_gap,
+    role_cycle,
+    role_values,
+)
+from common.config_rules import FUSION_RULES, Invalid, InvalidSettings, problems
 from common.errors import ConfigError
-from common.models import ZOO
 from common.partition import SplitSpec
 
-ROLES = ("satellite", "drone", "ground-station")
+__all__ = [
+    "FUSION_RULES",
+    "ROLES",
+    "ROLE_STUDENTS",
+    "SETTINGS",
+    "RunConfig",
+    "Setting",
+    "parse_archive_gap",
+    "role_values",
+]
+
 # Each platform's own student: what fits a payload computer, a companion board, a server.
 ROLE_STUDENTS = {"satellite": "tiny", "drone": "small", "ground-station": "medium"}
-AGGREGATIONS = ("mean", "class-weighted", "entropy-reduced", "trimmed-mean", "median")
-METHODS = ("fedkd", "fedavg")
-CLIENT_INITS = ("pretrained", "scratch")
-OPTIMIZERS = ("adam", "sgd")
-FUSION_RULES = ("max", "ratio")  # statistics-fusion (server/evidence.py)
-FEDAVG_STRATEGIES = ("FedAvg", "FedProx", "FedAdam")  # Flower's own strategies, by class name
-BATCH_NORM = ("train", "frozen")
-SCHEDULES = ("contact-aware", "synchronous")
-SAMPLE_BY = ("node", "client")
-ATTACKS = ("random", "inverted", "constant", "mixed")
-SPLIT_SHARES = ("reference-fraction", "test-fraction", "archive-fraction")
-TYPE_RULES = {int: "must be an integer", float: "must be a number", str: "must be text"}
 
-
-def _coerce(value: Any, target: type) -> Any:
-    """A run-config value (TOML-typed, or a string from ``--set``) as the field's type."""
-    if isinstance(value, bool) and target is not str:
-        raise TypeError  # true is not 1 round
-    if target is int and isinstance(value, float) and not value.is_integer():
-        raise ValueError  # 2.5 rounds is a mistake, not 2
-    if target is int and isinstance(value, str):
-        return int(value.strip())  # int("2.5") is an error too
-    return target(value)
-
-
-def parse_archive_gap(text: str) -> tuple[int, float]:
-    """``"3:0.05"`` -> (3, 0.05): how many classes are scarce at the ground, and what share
-    of their archive tiles the ground keeps; ``""`` -> (0, 1.0), no gap."""
-    text = text.strip()
-    if not text:
-        return 0, 1.0
-    count, sep, keep = text.partition(":")
-    try:
-        n, share = int(count), float(keep)
-    except ValueError:
-        n, share = -1, -1.0
-    if not sep or n < 1 or not 0 <= share < 1:
-        raise ConfigError(
-            "must be N:KEEP with N >= 1 scarce classes and KEEP in [0, 1) the share of their "
-            "archive tiles the ground keeps, e.g. 3:0.05"
-        )
-    return n, share
-
-
-def role_values(
-    text: str,
-    key: str,
-    roles: tuple[str, ...],
-    *,
-    low: float,
-    high: float | None = None,
-    low_open: bool = False,
-) -> dict[str, float]:
-    """Parse ``"satellite=0.2,drone=0.05"`` (or one number for every role) into role -> value.
-
-    Roles not named are absent (their feature is off). Values must lie in [low, high]
-    (or (low, high] with ``low_open``)."""
-    text = text.strip()
-    if not text:
-        return {}
-    example = f"e.g. {key}='satellite=0.2,drone=0.05' or {key}='0.1' for every role"
-    if "=" not in text:
-        items = [(role, text) for role in roles]
-    else:
-        items = []
-        for item in text.split(","):
-            role, sep, value = item.partition("=")
-            if not sep or not role.strip():
-                raise ConfigError(f"{key}: {item.strip()!r} is not ROLE=VALUE ({example})")
-            items.append((role.strip(), value))
-    out: dict[str, float] = {}
-    for role, value in items:
-        if role not in ROLES:
-            raise ConfigError(f"{key}: unknown role {role!r}: choose from {', '.join(ROLES)}")
-        if role in out:
-            raise ConfigError(f"{key}: role {role!r} is given twice")
-        try:
-            number = float(value)
-        except ValueError:
-            raise ConfigError(
-                f"{key}: {value.strip()!r} for {role} is not a number ({example})"
-            ) from None
-        too_low = number <= low if low_open else number < low
-        if not math.isfinite(number) or too_low or (high is not None and number > high):
-            bounds = f"{'(' if low_open else '['}{low:g}, {'inf' if high is None else f'{high:g}'}]"
-            raise ConfigError(f"{key}: {role}={number:g} is outside {bounds}")
-        out[role] = number
-    return out
+_PER_ROLE = "simulation, per role ('satellite=0.2,drone=0.05', or one value for every role): "
 
 
 @dataclass(frozen=True)
 class RunConfig:
     """Every knob of a federated-distillation run; defaults match ``[tool.flwr.app.config]``."""
 
-    dataset: str = "rgb"
-    data_dir: str = ""
-    num_rounds: int = 10
-    num_clients: int = 20
-    alpha: float = 0.5
-    seed: int = 42
-    fraction_train: float = 0.25
-    min_train_clients: int = 2
-    reference_per_round: int = 300
-    temperature: float = 2.0
-    kd_weight: float = 1.0
-    teacher_mix: float = 0.5
-    teacher_mix_start: float = 0.9
-    # Refinement of the teacher from the aggregated knowledge: each round the teacher takes
-    # this many passes of ``reference-per-round`` tiles towards K_t (with archive batches), and
-    # its new soft labels are the teacher part of the next targets (0: the teacher stays fixed)
-    teacher_refine_epochs: int = 0
-    teacher_refine_lr: float = 0.0003
-    codec: str = "int8"
-    topk: int = 3
-    aggregation: str = "mean"
-    trim: float = 0.2
-    roles: str = "satellite,drone,ground-station"
-    global_student: str = "small"
-    server_epochs: int = 1
-    global_pretrain_epochs: int = 4
-    teacher_epochs: int = 10
-    batch_size: int = 64
-    learning_rate: float = 0.003
-    reference_fraction: float = 0.12
-    test_fraction: float = 0.12
-    archive_fraction: float = 0.24
-    holdout_fraction: float = 0.2
-    out_dir: str = ""
-    round_timeout: float = 600.0
-    evaluate_every: int = 0  # clients evaluate on the common test split every N rounds (0: off)
-    metrics_address: str = "127.0.0.1:9464"
-    metrics_linger: float = 10.0
-    method: str = "fedkd"  # fedkd, or the fedavg baseline (Flower's FedAvg, weights travel)
-    student: str = ""  # one zoo model on every client; empty: each role's own student
-    client_init: str = "pretrained"  # clients start from the ground's pre-installed student
-    preinstall_epochs: int = 4
-    client_lr: float = 0.0003
-    client_epochs: int = 1
-    # KD-only passes over the received targets after the reply's predictions are made: the
-    # student a client keeps (and deploys) ends on the federation's knowledge, not on its
-    # skewed shard (0: off)
-    client_digest_epochs: int = 0
-    client_bn: str = "frozen"  # keep the pre-installed student's batch-norm statistics
-    fedavg_optimizer: str = "adam"
-    fedavg_lr: float = 0.0001
-    fedavg_epochs: int = 1
-    fedavg_bn: str = "train"
-    # The baseline's strategy: FedAvg, FedProx (clients add fedprox-mu/2 * |w - w_global|^2)
-    # or FedAdam (server-side Adam at rate fedadam-eta on the clients' mean update)
-    fedavg_strategy: str = "FedAvg"
-    fedprox_mu: float = 0.01
-    fedadam_eta: float = 0.001
-    test_dir: str = ""  # an external labelled folder to evaluate on instead of the test split
-    dp_noise: float = 0.0  # Gaussian noise multiplier on shared predictions (0: no DP)
-    dp_clip: float = 1.0  # L2 clip of each prediction row before the noise
-    attackers: float = 0.0  # simulation: fraction of Byzantine clients (lowest partition ids)
-    attack: str = "mixed"  # random, inverted, constant or mixed
-    resume: int = 0  # 1: continue from out-dir/checkpoint.pt (skydistill simulate --resume)
-    # Fleet scenario (simulations/scenarios/<name>.toml or a path; empty: no contact model)
-    scenario: str = ""
-    schedule: str = "contact-aware"  # or synchronous: wait for every sampled client
-    round_window_minutes: float = 60.0  # contact-aware: simulated minutes per round
-    max_staleness: int = 4  # contact-aware: oldest accepted reply, in rounds
-    staleness_decay: float = 0.5  # contact-aware: a reply of age a weighs decay ** a
-    # Simulated client failures and resources, per role: "satellite=0.2,drone=0.05" or one
-    # value for every role ("0.1"); empty: off. See clients/failures.py and docs/scale.md.
-    dropout: str = ""  # probability that a sampled client fails the round (error reply)
-    straggler_seconds: str = ""  # seconds a client idles before it replies
-    cpu_share: str = ""  # cores of a client's processor (threads; below 1: proportionally slower)
-    shard_size: int = 0  # >0: each client draws this many tiles from the pool (with replacement)
-    # Ground gap "N:KEEP": N classes (chosen by the seed) keep only KEEP of their archive share,
-    # the rest goes to the client pool: the ground lacks what the fleet sees (empty: no gap)
-    archive_gap: str = ""
-    # Class statistics (docs/distillation.md, "Knowledge that a shard carries"): clients also send
-    # per-class counts, feature sums and scatter of their tiles through the shared pre-installed
-    # tiny student; the ground turns them, with its archive's, into a discriminant whose labels on
-    # the reference set are fused with the knowledge per class by evidence (0: off)
-    client_statistics: int = 0
-    # teacher weight on class c (a_c / n_c: archive / client tiles of class c), server/evidence.py:
-    # "max": a_c / max(a_c, discount * n_c), "ratio": a_c / (a_c + discount * n_c)
-    statistics_fusion: str = "max"
-    statistics_discount: float = 0.5
-    statistics_temperature: float = 0.5  # scale of the discriminant's scores before the softmax
-    statistics_shrinkage: float = 0.02  # covariance shrinkage towards its mean variance
-    # With statistics the ground refits each client architecture's head on frozen features
-    # (server/heads.py): full-batch epochs, rate, and the weight of distillation towards the
-    # fused knowledge on the reference tiles beside cross-entropy on the archive
-    head_epochs: int = 200
-    head_lr: float = 0.01
-    head_kd_weight: float = 1.0
-    trace_dir: str = ""  # bench: clients save each train message they receive here
-    # Who a round samples: Flower node ids ("node"), or the clients behind them ("client":
-    # asked once by a QUERY message), so two runs with one seed train the same clients.
-    sample_by: str = "node"
+    dataset: str = setting(
+        "rgb", "rgb: EuroSAT RGB JPEGs (3 bands); ms: EuroSAT MS GeoTIFFs (13 bands)"
+    )
+    data_dir: str = setting(
+        "", "data root holding eurosat-rgb/ and eurosat-ms/", "$SKYDISTILL_DATA or ../shared/data"
+    )
+    num_rounds: int = setting(10, "federated rounds")
+    num_clients: int = setting(20, "number of clients, one data shard each")
+    alpha: float = setting(0.5, "Dirichlet concentration of the client label split (0 = IID)")
+    seed: int = setting(42, "seed of the data split, client sampling and model initialisation")
+    fraction_train: float = setting(
+        0.25, "share of the connected clients a round samples (at least min-train-clients)"
+    )
+    min_train_clients: int = setting(2, "fewest clients a round samples")
+    reference_per_round: int = setting(300, "reference tiles whose targets travel each round")
+    temperature: float = setting(2.0, "distillation temperature")
+    kd_weight: float = setting(1.0, "weight of the distillation term in a client's loss")
+    teacher_mix: float = setting(0.5, "weight of the teacher in the last round's targets")
+    teacher_mix_start: float = setting(
+        0.9, "weight of the teacher in the first round's targets (linear to teacher-mix)"
+    )
+    teacher_refine_epochs: int = setting(
+        0,
+        "each round, passes of the teacher over reference-per-round tiles towards the aggregated "
+        "knowledge (with archive batches); its new soft labels are the teacher part of the next "
+        "targets (0: the teacher stays fixed)",
+    )
+    teacher_refine_lr: float = setting(0.0003, "learning rate of the teacher's refinement")
+    codec: str = setting(
+        "int8", "soft labels on the wire: fp32, fp16, int8 (per-row scale) or topk (k largest)"
+    )
+    topk: int = setting(3, "classes the topk codec keeps per row")
+    aggregation: str = setting(
+        "mean",
+        "fusion of the clients' predictions: mean (example-weighted), class-weighted, "
+        "entropy-reduced, trimmed-mean or median",
+    )
+    trim: float = setting(0.2, "trimmed-mean: share cut from each end")
+    roles: str = setting("satellite,drone,ground-station", "roles assigned to clients in turn")
+    global_student: str = setting("small", "architecture of the server's global student")
+    server_epochs: int = setting(1, "passes of the global student over the reference set a round")
+    global_pretrain_epochs: int = setting(
+        4, "pre-training epochs of the global student on the archive and the teacher (0: none)"
+    )
+    teacher_epochs: int = setting(10, "training epochs of the teacher on the archive")
+    batch_size: int = setting(64, "batch size of the training loops")
+    learning_rate: float = setting(
+        0.003, "learning rate (AdamW, one-cycle) of the teacher and the pre-training"
+    )
+    reference_fraction: float = setting(0.12, "share of the tiles in the public reference set")
+    test_fraction: float = setting(0.12, "share of the tiles in the common test split")
+    archive_fraction: float = setting(0.24, "share of the tiles in the ground's labelled archive")
+    holdout_fraction: float = setting(0.2, "share of each client's shard held out to validate")
+    out_dir: str = setting(
+        "", "folder of report.json, the checkpoint and the students", "no files written"
+    )
+    round_timeout: float = setting(600.0, "seconds a round waits for replies")
+    evaluate_every: int = setting(
+        0,
+        "every N rounds (and after the last) clients score their own students on the common "
+        "test split (0: off)",
+    )
+    metrics_address: str = setting(
+        "127.0.0.1:9464", "address of the Prometheus exporter (empty: off)"
+    )
+    metrics_linger: float = setting(10.0, "seconds the exporter stays up after the last round")
+    method: str = setting(
+        "fedkd", "fedkd, or fedavg: the baseline (Flower's FedAvg on one student, weights travel)"
+    )
+    student: str = setting("", "one zoo model on every client", "each role's own student")
+    client_init: str = setting(
+        "pretrained",
+        "pretrained: clients start from the ground's pre-installed student; scratch: random",
+    )
+    preinstall_epochs: int = setting(4, "training epochs of the pre-installed students")
+    client_lr: float = setting(0.0003, "learning rate of a client's local round")
+    client_epochs: int = setting(1, "a client's passes over the reference targets a round")
+    client_digest_epochs: int = setting(
+        0,
+        "after the reply's predictions, KD-only passes over the received targets: the student a "
+        "client keeps (and deploys) ends on the federation's knowledge (0: off)",
+    )
+    client_bn: str = setting(
+        "frozen", "frozen: keep the pre-installed student's batch-norm statistics; train: update"
+    )
+    fedavg_optimizer: str = setting("adam", "the baseline's local optimiser")
+    fedavg_lr: float = setting(0.0001, "the baseline's local learning rate")
+    fedavg_epochs: int = setting(1, "the baseline's local epochs")
+    fedavg_bn: str = setting("train", "the baseline's batch-norm statistics: train or frozen")
+    fedavg_strategy: str = setting(
+        "FedAvg",
+        "the baseline's Flower strategy: FedAvg, FedProx (clients add fedprox-mu/2 * "
+        "|w - w_global|^2) or FedAdam (server-side Adam at rate fedadam-eta on the mean update)",
+    )
+    fedprox_mu: float = setting(0.01, "FedProx: weight of the proximal term")
+    fedadam_eta: float = setting(0.001, "FedAdam: the server's learning rate")
+    test_dir: str = setting(
+        "", "labelled folder (<Class>/<tile>) to evaluate on", "the internal test split"
+    )
+    dp_noise: float = setting(0.0, "Gaussian noise multiplier on shared predictions (0: no DP)")
+    dp_clip: float = setting(1.0, "L2 clip of each prediction row before the noise")
+    attackers: float = setting(
+        0.0, "simulation: fraction of Byzantine clients (lowest partition ids)"
+    )
+    attack: str = setting("mixed", "what the attackers send: random, inverted, constant or mixed")
+    resume: int = setting(
+        0, "1: continue from out-dir/checkpoint.pt (skydistill simulate --resume)"
+    )
+    scenario: str = setting(
+        "",
+        "fleet scenario (small, leo50, fleet10k or a TOML path): rounds follow its contact "
+        "windows and the scenario sets the client count (docs/fleets.md)",
+        "none, no contact model",
+    )
+    schedule: str = setting(
+        "contact-aware",
+        "with a scenario: work only for clients in contact in each round's window, or wait for "
+        "every sampled client to receive and return",
+    )
+    round_window_minutes: float = setting(60.0, "contact-aware: simulated minutes per round")
+    max_staleness: int = setting(4, "contact-aware: oldest accepted reply, in rounds")
+    staleness_decay: float = setting(0.5, "contact-aware: a reply of age a weighs decay ** a")
+    dropout: str = setting("", _PER_ROLE + "probability that a sampled client fails", "off")
+    straggler_seconds: str = setting("", _PER_ROLE + "seconds a client idles, then replies", "off")
+    cpu_share: str = setting(
+        "", _PER_ROLE + "cores of a client's processor (below 1: slower in proportion)", "off"
+    )
+    shard_size: int = setting(
+        0, "N > 0: each client draws N tiles of the client pool (0: disjoint shards)"
+    )
+    archive_gap: str = setting(
+        "",
+        "N:KEEP: N classes, chosen by the seed, keep only KEEP of their archive tiles (the rest "
+        "goes to the client pool): the ground lacks what the fleet sees",
+        "no gap",
+    )
+    client_statistics: int = setting(
+        0,
+        "1: clients also send per-class counts, feature sums and scatter of their tiles, which "
+        "the ground fuses with the knowledge per class (docs/distillation.md)",
+    )
+    statistics_fusion: str = setting(
+        "max",
+        "the teacher's weight on class c (a_c, n_c: archive and client tiles of c); max: a_c / "
+        "max(a_c, discount * n_c); ratio: a_c / (a_c + discount * n_c)",
+    )
+    statistics_discount: float = setting(0.5, "statistics-fusion: weight of a client tile")
+    statistics_temperature: float = setting(0.5, "scale of the discriminant's scores")
+    statistics_shrinkage: float = setting(0.02, "covariance shrinkage to its mean variance")
+    head_epochs: int = setting(200, "with statistics: full-batch epochs of each head's refit")
+    head_lr: float = setting(0.01, "learning rate of the heads' refit")
+    head_kd_weight: float = setting(
+        1.0, "weight of distillation on the reference tiles beside the archive's cross-entropy"
+    )
+    trace_dir: str = setting("", "benchmarks: clients save each train message here", "off")
+    sample_by: str = setting(
+        "node",
+        "what a round samples: Flower node ids (node), or the clients behind them (client: "
+        "asked once by a QUERY message), so that two runs with one seed train the same clients",
+    )
 
     def __post_init__(self) -> None:
-        problems = [*self._choice_problems(), *self._range_problems()]
-        if problems:
-            raise InvalidSettings(problems)
+        found = problems(self.to_mapping())
+        if found:
+            raise InvalidSettings(found)
         self.split_spec()  # cannot fail now; the per-role values are checked here
         self.dropout_by_role()
         self.straggler_by_role()
         self.cpu_share_by_role()
 
-    def _choice_problems(self) -> list[Invalid]:
-        choices: dict[str, tuple[str, tuple[str, ...]]] = {
-            "dataset": (self.dataset, tuple(DATASETS)),
-            "codec": (self.codec, tuple(c.value for c in Codec)),
-            "aggregation": (self.aggregation, AGGREGATIONS),
-            "method": (self.method, METHODS),
-            "client-init": (self.client_init, CLIENT_INITS),
-            "fedavg-optimizer": (self.fedavg_optimizer, OPTIMIZERS),
-            "fedavg-bn": (self.fedavg_bn, BATCH_NORM),
-            "fedavg-strategy": (self.fedavg_strategy, FEDAVG_STRATEGIES),
-            "client-bn": (self.client_bn, BATCH_NORM),
-            "attack": (self.attack, ATTACKS),
-            "schedule": (self.schedule, SCHEDULES),
-            "sample-by": (self.sample_by, SAMPLE_BY),
-            "statistics-fusion": (self.statistics_fusion, FUSION_RULES),
-            "global-student": (self.global_student, tuple(ZOO)),
-        }
-        problems = [
-            Invalid(key, value, f"must be one of {', '.join(allowed)}")
-            for key, (value, allowed) in choices.items()
-            if value not in allowed
-        ]
-        if self.student and self.student not in ZOO:
-            problems.append(
-                Invalid("student", self.student, f"must be one of {', '.join(ZOO)} or empty")
-            )
-        unknown = [r for r in self.role_cycle if r not in ROLES]
-        if unknown or not self.role_cycle:
-            problems.append(
-                Invalid(
-                    "roles",
-                    self.roles,
-                    f"must be a comma-separated list of {', '.join(ROLES)}"
-                    + (f" (unknown role {unknown[0]!r})" if unknown else ""),
-                )
-            )
-        return problems
-
-    def _range_problems(self) -> list[Invalid]:
-        problems = []
-        for f in fields(self):
-            key = f.name.replace("_", "-")
-            value = getattr(self, f.name)
-            bounds = RANGES.get(key)
-            if bounds is not None and not bounds.holds(value):
-                problems.append(Invalid(key, value, bounds.rule(isinstance(value, int))))
-        try:
-            parse_archive_gap(self.archive_gap)
-        except ConfigError as exc:
-            problems.append(Invalid("archive-gap", self.archive_gap, str(exc)))
-        shares = {k: getattr(self, k.replace("-", "_")) for k in SPLIT_SHARES}
-        total = sum(shares.values())
-        if all(RANGES[k].holds(v) for k, v in shares.items()) and total >= 1:
-            problems.append(Invalid(" + ".join(shares), round(total, 6), "must be below 1"))
-        if self.client_statistics and self.dp_noise > 0:
-            problems.append(
-                Invalid(
-                    "client-statistics",
-                    self.client_statistics,
-                    "must be 0 with dp-noise > 0: the noise privatises soft predictions, not "
-                    "class statistics (set dp-noise = 0, or client-statistics = 0)",
-                )
-            )
-        return problems
-
     @property
     def role_cycle(self) -> tuple[str, ...]:
-        return tuple(r.strip() for r in self.roles.split(",") if r.strip())
+        return role_cycle(self.roles)
 
     @property
     def codec_mode(self) -> Codec:
@@ -335,22 +267,30 @@ class RunConfig:
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> RunConfig:
         """Parse Flower's run config (kebab-case keys); unknown keys are an error."""
-        known = {f.name.replace("_", "-"): f for f in fields(cls)}
+        known = SETTINGS
         unknown = sorted(set(values) - set(known))
         if unknown:
             raise ConfigError(f"unknown run-config keys: {', '.join(unknown)}")
         kwargs: dict[str, Any] = {}
-        problems: list[Invalid] = []
+        bad: list[Invalid] = []
         for key, value in values.items():
-            f = known[key]
-            target = type(getattr(cls, f.name))
+            s = known[key]
             try:
-                kwargs[f.name] = _coerce(value, target)
+                kwargs[s.name] = coerce(value, s.type)
             except (TypeError, ValueError):
-                problems.append(Invalid(key, value, TYPE_RULES.get(target, "has the wrong type")))
-        if problems:
-            raise InvalidSettings(problems)
+                bad.append(Invalid(key, value, TYPE_RULES.get(s.type, "has the wrong type")))
+        if bad:
+            raise InvalidSettings(bad)
         return cls(**kwargs)
 
+    def with_values(self, values: Mapping[str, Any]) -> RunConfig:
+        """This config with ``values`` (kebab-case keys, typed or text) on top, parsed and
+        checked as ``from_mapping`` does: the one way a layer of settings is merged."""
+        return RunConfig.from_mapping({**self.to_mapping(), **values})
+
     def to_mapping(self) -> dict[str, Any]:
-        return {k.replace("_", "-"): v for k, v in asdict(self).items()}
+        return {f.name.replace("_", "-"): getattr(self, f.name) for f in fields(self)}
+
+
+# Every run-config key, in field order, with its type, default and help.
+SETTINGS = table(RunConfig)

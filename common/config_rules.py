@@ -1,9 +1,12 @@
-"""What every run-config value must be: ranges as data, and the error that names them all.
+"""What every run-config value must be: ranges and choices as data, the rules between keys,
+and the error that names every bad value.
 
-``RunConfig`` checks every numeric key against ``RANGES`` once, in ``__post_init__``, and
-raises one ``InvalidSettings`` listing each bad value (key, value, allowed range). A command
-line knows which flag or ``--set`` item gave a key and re-raises with ``with_sources``, so
-that the message reads ``--clients 0: num-clients must be at least 1``.
+``RunConfig`` checks a whole config once, in ``__post_init__``, with ``problems``: each
+numeric key against ``RANGES``, each text key with a fixed set of values against
+``CHOICES``, and the rules that tie keys together. It raises one ``InvalidSettings`` listing
+each bad value (key, value, what it must be). A command line knows which flag or ``--set``
+item gave a key and re-raises with ``with_sources``, so that the message reads
+``--clients 0: num-clients must be at least 1``.
 """
 
 from __future__ import annotations
@@ -13,7 +16,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from common.bands import DATASETS
+from common.codec import Codec
+from common.config_parse import ROLES, parse_archive_gap, role_cycle
 from common.errors import ConfigError
+from common.models import ZOO
 
 
 @dataclass(frozen=True)
@@ -118,6 +125,40 @@ RANGES: dict[str, Range] = {
 }
 
 
+AGGREGATIONS = ("mean", "class-weighted", "entropy-reduced", "trimmed-mean", "median")
+METHODS = ("fedkd", "fedavg")
+CLIENT_INITS = ("pretrained", "scratch")
+OPTIMIZERS = ("adam", "sgd")
+FUSION_RULES = ("max", "ratio")  # statistics-fusion (server/evidence.py)
+FEDAVG_STRATEGIES = ("FedAvg", "FedProx", "FedAdam")  # Flower's own strategies, by class name
+BATCH_NORM = ("train", "frozen")
+SCHEDULES = ("contact-aware", "synchronous")
+SAMPLE_BY = ("node", "client")
+ATTACKS = ("random", "inverted", "constant", "mixed")
+
+# Every text field of RunConfig with a fixed set of values, by its kebab-case key (a test
+# checks each default is allowed). ``MAY_BE_EMPTY`` keys also take "" (their feature is off).
+CHOICES: dict[str, tuple[str, ...]] = {
+    "dataset": tuple(DATASETS),
+    "codec": tuple(c.value for c in Codec),
+    "aggregation": AGGREGATIONS,
+    "method": METHODS,
+    "client-init": CLIENT_INITS,
+    "fedavg-optimizer": OPTIMIZERS,
+    "fedavg-bn": BATCH_NORM,
+    "fedavg-strategy": FEDAVG_STRATEGIES,
+    "client-bn": BATCH_NORM,
+    "attack": ATTACKS,
+    "schedule": SCHEDULES,
+    "sample-by": SAMPLE_BY,
+    "statistics-fusion": FUSION_RULES,
+    "global-student": tuple(ZOO),
+    "student": tuple(ZOO),
+}
+MAY_BE_EMPTY = frozenset({"student"})
+SPLIT_SHARES = ("reference-fraction", "test-fraction", "archive-fraction")
+
+
 @dataclass(frozen=True)
 class Invalid:
     """One bad setting: its run-config key, the value it was given and what it must be."""
@@ -149,3 +190,47 @@ class InvalidSettings(ConfigError):
 
     def __reduce__(self) -> tuple[Any, ...]:  # pickles (Ray) with its fields, not its text
         return (InvalidSettings, (self.problems, self.sources))
+
+
+def problems(values: Mapping[str, Any]) -> list[Invalid]:
+    """Every bad value of a whole run config (kebab-case keys, values of the field types):
+    choices first, then the roles, the ranges in field order and the rules between keys."""
+    found: list[Invalid] = []
+    for key, allowed in CHOICES.items():
+        value = values[key]
+        if value not in allowed and not (key in MAY_BE_EMPTY and value == ""):
+            rule = f"must be one of {', '.join(allowed)}"
+            found.append(Invalid(key, value, rule + " or empty" * (key in MAY_BE_EMPTY)))
+    cycle = role_cycle(values["roles"])
+    unknown = [r for r in cycle if r not in ROLES]
+    if unknown or not cycle:
+        rule = f"must be a comma-separated list of {', '.join(ROLES)}"
+        found.append(
+            Invalid(
+                "roles",
+                values["roles"],
+                rule + (f" (unknown role {unknown[0]!r})" if unknown else ""),
+            )
+        )
+    for key, value in values.items():
+        bounds = RANGES.get(key)
+        if bounds is not None and not bounds.holds(value):
+            found.append(Invalid(key, value, bounds.rule(isinstance(value, int))))
+    try:
+        parse_archive_gap(values["archive-gap"])
+    except ConfigError as exc:
+        found.append(Invalid("archive-gap", values["archive-gap"], str(exc)))
+    shares = {k: values[k] for k in SPLIT_SHARES}
+    total = sum(shares.values())
+    if all(RANGES[k].holds(v) for k, v in shares.items()) and total >= 1:
+        found.append(Invalid(" + ".join(shares), round(total, 6), "must be below 1"))
+    if values["client-statistics"] and values["dp-noise"] > 0:
+        found.append(
+            Invalid(
+                "client-statistics",
+                values["client-statistics"],
+                "must be 0 with dp-noise > 0: the noise privatises soft predictions, not "
+                "class statistics (set dp-noise = 0, or client-statistics = 0)",
+            )
+        )
+    return found

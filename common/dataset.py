@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,6 +18,12 @@ class BandStats:
 
     mean: tuple[float, ...]
     std: tuple[float, ...]
+
+    @classmethod
+    def parse(cls, mean: Any, std: Any) -> BandStats:
+        """From two sequences of numbers as a record, a file or JSON holds them (TypeError or
+        ValueError for anything else)."""
+        return cls(tuple(float(m) for m in mean), tuple(float(s) for s in std))
 
     @classmethod
     def from_images(cls, images: np.ndarray, max_samples: int = 4096) -> BandStats:

@@ -18,8 +18,6 @@ CODEC = "codec"
 TOPK = "topk"  # k of the top-k codec
 NORM_MEAN = "norm-mean"
 NORM_STD = "norm-std"
-CLIENT_LR = "client-lr"
-CLIENT_EPOCHS = "client-epochs"
 SEND_STATISTICS = "send-statistics"  # int 1: reply with class statistics of the shared backbone
 
 # FedAvg baseline (train message: Flower's "arrays" + "config"; reply: "arrays" + METRICS)

@@ -1,4 +1,5 @@
-"""Distillation losses: temperature-scaled KL with the T^2 factor, mixed with cross-entropy."""
+"""Distillation losses: temperature-scaled KL with the T^2 factor (common/training.py adds the
+cross-entropy term)."""
 
 from __future__ import annotations
 
@@ -28,17 +29,3 @@ def kd_loss(
     log_student = F.log_softmax(student_logits / temperature, dim=-1)
     kl = F.kl_div(log_student, target, reduction="batchmean")
     return kl * temperature**2
-
-
-def mixed_loss(
-    student_logits: torch.Tensor,
-    labels: torch.Tensor,
-    target_probs: torch.Tensor,
-    temperature: float,
-    kd_weight: float,
-) -> torch.Tensor:
-    """(1 - w) * CE(labels) + w * T^2 * KL(targets || student), on the same batch."""
-    if not 0.0 <= kd_weight <= 1.0:
-        raise ValueError(f"kd_weight must be in [0, 1], got {kd_weight}")
-    ce = F.cross_entropy(student_logits, labels)
-    return (1.0 - kd_weight) * ce + kd_weight * kd_loss(student_logits, target_probs, temperature)

@@ -15,6 +15,7 @@ from common.errors import ConfigError
 from common.federation import Federation
 from common.model_cache import cache_path, load_cached
 from common.models import build_model
+from common.teacher_recipe import teacher_key
 
 
 def recipe(cfg: RunConfig, arch: str) -> dict[str, Any]:
@@ -25,7 +26,7 @@ def recipe(cfg: RunConfig, arch: str) -> dict[str, Any]:
         "batch_size": cfg.batch_size,
         "seed": cfg.seed,
         "temperature": cfg.temperature,
-        "teacher": [cfg.teacher_epochs, cfg.learning_rate, cfg.batch_size, cfg.seed],
+        "teacher": teacher_key(cfg),
     }
 
 

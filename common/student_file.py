@@ -1,5 +1,8 @@
 """A student saved with everything needed to use it: architecture, weights, bands, classes and
-the normalisation statistics it was trained with. A student file alone is enough to predict."""
+the normalisation statistics it was trained with. A student file alone is enough to predict.
+
+:class:`StudentMeta` is that description without the weights; every artefact exported from a
+student file carries it too (``onboard/artefact.py``)."""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ import logging
 import pickle
 import warnings
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +27,55 @@ FORMAT_VERSION = 1
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class StudentFile:
-    arch: str
+@dataclass(frozen=True, kw_only=True)
+class StudentMeta:
+    """What using a student takes beside its weights."""
+
+    arch: str  # model zoo name (common/models.py)
     role: str
     bands: tuple[str, ...]
     classes: tuple[str, ...]
-    stats: BandStats
+    stats: BandStats  # the statistics its input tiles are normalised with
+    tile_size: int = 64  # px; not stored in a student file (every dataset's tiles are 64 px)
+
+    @classmethod
+    def parse(
+        cls,
+        *,
+        arch: Any,
+        role: Any,
+        bands: Any,
+        classes: Any,
+        mean: Any,
+        std: Any,
+        tile_size: Any = 64,
+    ) -> StudentMeta:
+        """From plain values (a student file's dict, an artefact's JSON); TypeError or
+        ValueError when one has the wrong type."""
+        return cls(
+            arch=str(arch),
+            role=str(role),
+            bands=tuple(str(b) for b in bands),
+            classes=tuple(str(c) for c in classes),
+            stats=BandStats.parse(mean, std),
+            tile_size=int(tile_size),
+        )
+
+
+def _meta_values(meta: StudentMeta) -> dict[str, Any]:
+    return {f.name: getattr(meta, f.name) for f in fields(StudentMeta)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class StudentFile(StudentMeta):
+    """A loaded student file: the metadata and the weights."""
+
     state: dict[str, torch.Tensor]
+
+    @property
+    def meta(self) -> StudentMeta:
+        """The metadata alone, without the weights."""
+        return StudentMeta(**_meta_values(self))
 
     def build(self) -> nn.Module:
         model = build_model(self.arch, len(self.bands), len(self.classes))
@@ -75,6 +119,14 @@ def _not_a_student(path: Path, what: str) -> ConfigError:
     return ConfigError(f"{path} is not a skydistill student file: {what} ({EXPECTED})")
 
 
+def is_torchscript(path: Path) -> bool:
+    """TorchScript archives hold ``<name>/code/`` (a student file is a plain torch.save zip)."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as zf:
+        return any("/code/" in name for name in zf.namelist())
+
+
 def _read_blob(path: Path) -> object:
     """The object in a torch archive, loaded with ``weights_only=True`` (tensors and plain
     values only). Failures say what the file is, never torch's advice to drop that guard."""
@@ -93,11 +145,10 @@ def _read_blob(path: Path) -> object:
         else:
             what = f"not a torch archive at all ({size:,} bytes starting with {head!r})"
         raise _not_a_student(path, what)
-    with zipfile.ZipFile(path) as zf:
-        if any("/code/" in name for name in zf.namelist()):
-            raise _not_a_student(
-                path, "it is a TorchScript export; pass the student file it was exported from"
-            )
+    if is_torchscript(path):
+        raise _not_a_student(
+            path, "it is a TorchScript export; pass the student file it was exported from"
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -140,16 +191,14 @@ def load_student(path: Path) -> StudentFile:
     if missing:
         raise _not_a_student(path, f"{_describe(blob)}; missing {', '.join(missing)}")
     try:
-        return StudentFile(
-            arch=str(blob["arch"]),
-            role=str(blob["role"]),
-            bands=tuple(str(b) for b in blob["bands"]),
-            classes=tuple(str(c) for c in blob["classes"]),
-            stats=BandStats(
-                tuple(float(m) for m in blob["norm_mean"]),
-                tuple(float(s) for s in blob["norm_std"]),
-            ),
-            state=dict(blob["state_dict"]),
+        meta = StudentMeta.parse(
+            arch=blob["arch"],
+            role=blob["role"],
+            bands=blob["bands"],
+            classes=blob["classes"],
+            mean=blob["norm_mean"],
+            std=blob["norm_std"],
         )
+        return StudentFile(**_meta_values(meta), state=dict(blob["state_dict"]))
     except (TypeError, ValueError) as exc:
         raise _not_a_student(path, f"a value has the wrong type ({exc})") from exc

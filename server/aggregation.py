@@ -7,6 +7,7 @@ mass left (possible for the median) falls back to the uniform distribution.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from enum import StrEnum
@@ -14,6 +15,12 @@ from enum import StrEnum
 import numpy as np
 
 from common.errors import ConfigError
+from server.replies import ClientReply
+
+log = logging.getLogger(__name__)
+
+# Replies grouped by the round that issued their indices: (replies, weight factors)
+Groups = dict[int, tuple[list[ClientReply], list[float]]]
 
 
 class Rule(StrEnum):
@@ -214,3 +221,44 @@ def merge_groups(
         total[rows] += weight * agg
         mass[rows] += weight
     return union, (total / mass[:, None]).astype(np.float32)
+
+
+def aggregate_replies(
+    rule: Rule,
+    replies: Sequence[ClientReply],
+    factors: Sequence[float],
+    *,
+    trim: float = 0.2,
+    server_round: int = 0,
+) -> np.ndarray:
+    """Aggregate replies on one set of indices; weights = examples x ``factors`` (staleness).
+
+    The class-weighted rule needs every reply's class counts (else the plain mean is used,
+    and logged) and scales them by the factors, since it ignores example weights."""
+    weights = [r.num_examples * f for r, f in zip(replies, factors, strict=True)]
+    counts: list[Sequence[float] | None] = [r.class_counts for r in replies]
+    if rule is Rule.CLASS_WEIGHTED and any(c is None for c in counts):
+        log.warning("round %d: a reply lacks class counts, using the plain mean", server_round)
+        return aggregate(Rule.MEAN, [r.probs for r in replies], weights)
+    if rule is Rule.CLASS_WEIGHTED and any(f != 1.0 for f in factors):
+        counts = [[f * n for n in c] if c else c for c, f in zip(counts, factors, strict=True)]
+    return aggregate(
+        rule,
+        [r.probs for r in replies],
+        weights,
+        trim=trim,
+        class_counts=[c for c in counts if c is not None],
+    )
+
+
+def aggregate_groups(
+    rule: Rule, groups: Groups, issued: dict[int, np.ndarray], *, trim: float, server_round: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(indices, aggregate) of replies grouped by the round that issued their indices
+    (``issued``: round -> indices): one group's aggregate as it is, several merged."""
+    aggs = {
+        r: aggregate_replies(rule, *g, trim=trim, server_round=server_round)
+        for r, g in groups.items()
+    }
+    parts = [(issued[r], agg, sum(groups[r][1])) for r, agg in aggs.items()]
+    return parts[0][:2] if len(parts) == 1 else merge_groups(parts)

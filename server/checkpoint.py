@@ -114,10 +114,14 @@ def snapshot(
     student: GlobalStudent,
     history: History,
     refiner: TeacherRefiner | None = None,
+    *,
+    new_round: RoundRecord | None = None,
 ) -> Checkpoint:
-    """The state after the last round in ``history``."""
+    """The state after the last round in ``history``, or after ``new_round`` when that round
+    is done but not in ``history`` yet (the checkpoint is written before the report)."""
+    rounds = [*history.rounds, *([] if new_round is None else [new_round])]
     return Checkpoint(
-        round=len(history.rounds),
+        round=len(rounds),
         config=cfg.to_mapping(),
         data=data_fingerprint(fed),
         knowledge=strategy.knowledge.targets.copy(),
@@ -127,7 +131,7 @@ def snapshot(
         history={
             "teacher_accuracy": history.teacher_accuracy,
             "start_accuracy": history.start_accuracy,
-            "rounds": [r.__dict__.copy() for r in history.rounds],
+            "rounds": [r.__dict__.copy() for r in rounds],
         },
         teacher=refiner.state() if refiner is not None else None,
         statistics=(
@@ -136,6 +140,27 @@ def snapshot(
             else None
         ),
     )
+
+
+def resume(
+    cfg: RunConfig,
+    fed: Federation,
+    strategy: FedKD,
+    student: GlobalStudent,
+    history: History,
+    refiner: TeacherRefiner | None = None,
+) -> int:
+    """With ``resume`` set, continue from the checkpoint in ``out-dir`` if there is one
+    (refused if it was written with other settings or on another data split). Returns the
+    number of rounds left to run (0: every round was completed already)."""
+    checkpoint = load_checkpoint(Path(cfg.out_dir)) if cfg.resume and cfg.out_dir else None
+    if checkpoint is not None:
+        checkpoint.check_matches(cfg, fed)
+        restore(checkpoint, strategy, student, history, refiner)
+    remaining = cfg.num_rounds - strategy.round_offset
+    if remaining <= 0:
+        log.info("all %d rounds were already completed: nothing to resume", cfg.num_rounds)
+    return max(remaining, 0)
 
 
 def restore(

@@ -24,11 +24,13 @@ one the teacher was trained on (docs/distillation.md measures it).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 import numpy as np
 
 from common.class_stats import ClassStats, GroundFeatures, linear_discriminant
 from common.config import FUSION_RULES, RunConfig
+from server.replies import ClientReply
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +95,18 @@ class StatisticsKnowledge:
 
     def add(self, client: str, stats: ClassStats) -> None:
         self.clients[client] = stats
+
+    def pool(self, replies: Iterable[ClientReply]) -> bool:
+        """Keep the class statistics of the replies that carry some as their clients' newest
+        (a client without a name by its node id); did any arrive?"""
+        arrived = [
+            (r.client_name or f"node-{r.node_id}", r.statistics)
+            for r in replies
+            if r.statistics is not None
+        ]
+        for name, stats in arrived:
+            self.add(name, stats)
+        return bool(arrived)
 
     @property
     def client_counts(self) -> np.ndarray:

@@ -44,7 +44,20 @@ BUFFER_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
 
 class Counting(FedAvg):
     """Records clients and bytes per round in a :class:`RoundRecord`; mixed into each of
-    Flower's strategies below (``class CountingFedProx(Counting, FedProx)``)."""
+    Flower's strategies below (``class CountingFedProx(Counting, FedProx)``).
+
+    After each ``configure_train`` and ``aggregate_train``, ``current`` holds the round's
+    record (clients selected, ok and failed, bytes down and up, the clients' samples and
+    seconds) and ``round_started`` the ``time.perf_counter()`` of its start.
+
+    Parameters
+    ----------
+    **kwargs
+        The arguments of the Flower strategy it is mixed into, unchanged (for FedAvg:
+        ``fraction_train``, ``fraction_evaluate``, ``min_train_nodes``,
+        ``min_available_nodes``, ``weighted_by_key``, ...; :func:`fedavg_strategy` sets them
+        from the run config).
+    """
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
@@ -86,17 +99,40 @@ class Counting(FedAvg):
 
 
 class CountingFedAvg(Counting, FedAvg):
-    """Flower's ``FedAvg``, counted."""
+    """Flower's ``FedAvg``, counted.
+
+    Parameters
+    ----------
+    **kwargs
+        Flower's ``FedAvg`` arguments (``fraction_train``, ``fraction_evaluate``,
+        ``min_train_nodes``, ``min_evaluate_nodes``, ``min_available_nodes``,
+        ``weighted_by_key``, ``arrayrecord_key``, ``configrecord_key``, the metric
+        aggregation functions), with Flower's defaults.
+    """
 
 
 class CountingFedProx(Counting, FedProx):
-    """Flower's ``FedProx`` (it sends ``proximal-mu`` in the train config), counted."""
+    """Flower's ``FedProx`` (it sends ``proximal-mu`` in the train config), counted.
+
+    Parameters
+    ----------
+    **kwargs
+        Flower's ``FedProx`` arguments: ``FedAvg``'s and ``proximal_mu`` (the weight of the
+        clients' proximal term; run config ``fedprox-mu``).
+    """
 
 
 class CountingFedAdam(Counting, FedAdam):
     """Flower's ``FedAdam``, counted; batch-norm buffers take the clients' weighted mean, and
     every array keeps the dtype it was sent in (Flower's Adam step returns float64, which
-    would double the bytes of the next round's download)."""
+    would double the bytes of the next round's download).
+
+    Parameters
+    ----------
+    **kwargs
+        Flower's ``FedAdam`` arguments: ``FedAvg``'s and ``eta`` (the server's Adam step
+        size; run config ``fedadam-eta``), ``eta_l``, ``beta_1``, ``beta_2``, ``tau``.
+    """
 
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]

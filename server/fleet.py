@@ -11,25 +11,34 @@ import logging
 import time
 from dataclasses import dataclass
 
+import numpy as np
 from flwr.app import ConfigRecord, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
 
 from common import keys
+from common.bands import DATASETS
+from common.codec import encode, payload_bytes
 from common.config import RunConfig
 from common.errors import ConfigError
+from common.fleet.schedule import ContactAwareSchedule, Schedule, SynchronousSchedule
 from server.replies import ClientReply
-from server.schedule import ContactAwareSchedule, Schedule, SynchronousSchedule
 
 log = logging.getLogger(__name__)
 
-# int8 soft labels (+ one fp32 scale per row) for each reference tile, down and up
-BYTES_PER_TILE = 2 * (10 + 4)
+
+def bytes_per_tile(cfg: RunConfig) -> int:
+    """Bytes of one reference tile's soft labels on the wire, down and up: what the run's
+    codec makes of one row of its dataset's classes (int8 on 10 classes: 10 bytes and a
+    4-byte scale each way)."""
+    num_classes = len(DATASETS[cfg.dataset].classes)
+    row = np.full((1, num_classes), 1.0 / num_classes, dtype=np.float32)
+    return 2 * payload_bytes(encode(row, cfg.codec_mode, k=cfg.topk))
 
 
 def build_schedule(cfg: RunConfig) -> Schedule[ClientReply]:
     """The schedule of ``cfg.scenario`` (imports the orbit code only when a scenario is set)."""
-    from simulations.contacts import contact_plan
-    from simulations.scenario import load_scenario
+    from common.fleet.contacts import contact_plan
+    from common.fleet.scenario import load_scenario
 
     scenario = load_scenario(cfg.scenario)
     if scenario.num_clients != cfg.num_clients:
@@ -39,7 +48,7 @@ def build_schedule(cfg: RunConfig) -> Schedule[ClientReply]:
         )
     if cfg.resume:
         raise ConfigError("resume with a scenario is not supported: the schedule starts over")
-    plan = contact_plan(scenario, payload_bytes=cfg.reference_per_round * BYTES_PER_TILE)
+    plan = contact_plan(scenario, payload_bytes=cfg.reference_per_round * bytes_per_tile(cfg))
     per_round = max(cfg.min_train_clients, int(cfg.num_clients * cfg.fraction_train))
     train_hours = scenario.train_minutes / 60.0
     log.info(

@@ -19,18 +19,20 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from common.atomic import atomic_write
 from common.config import RunConfig
 from common.federation import Federation, Split
 from common.model_cache import load_or_train
 from common.models import build_model
+from common.teacher_recipe import teacher_key
 from common.training import (
     TrainSettings,
     accuracy,
@@ -39,6 +41,7 @@ from common.training import (
     make_optimizer,
     resumed_cycle,
 )
+from server.distil import distil_towards
 
 log = logging.getLogger(__name__)
 
@@ -46,40 +49,7 @@ log = logging.getLogger(__name__)
 # num-rounds, so a default run's schedule (and so its weights) is the one-cycle over the whole
 # run that it was before the cycle was split.
 PLANNED_ROUNDS = 10
-
-
-def distil_towards(
-    model: nn.Module,
-    settings: TrainSettings,
-    archive: Split,
-    reference: torch.Tensor,
-    targets: np.ndarray,
-    *,
-    temperature: float,
-    steps: int,
-    schedule: tuple[int, int],
-    optimizer: torch.optim.Optimizer,
-    lr_at: Callable[[int], float] | None = None,
-) -> float:
-    """``settings.epochs`` times ``steps`` steps of distillation towards ``targets`` (one row
-    per reference tile), each paired with a cross-entropy step on an archive batch; the
-    learning rate follows ``schedule`` (offset, total), or ``lr_at`` of the global step.
-    Returns the last epoch's mean loss."""
-    if targets.shape[0] != len(reference):
-        raise ValueError(f"{targets.shape[0]} targets for {len(reference)} reference tiles")
-    return fit(
-        model,
-        settings,
-        archive.x,
-        archive.y,
-        reference,
-        torch.from_numpy(targets),
-        temperature=temperature,
-        steps_per_epoch=steps,
-        schedule=schedule,
-        optimizer=optimizer,
-        lr_at=lr_at,
-    )
+GLOBAL_STUDENT_FILE = "global-student.pt"  # its state_dict, in out-dir at the end of a run
 
 
 class GlobalStudent:
@@ -126,7 +96,7 @@ class GlobalStudent:
         return {
             "arch": cfg.global_student,
             "temperature": cfg.temperature,
-            "teacher": [cfg.teacher_epochs, cfg.learning_rate, cfg.batch_size, cfg.seed],
+            "teacher": teacher_key(cfg),
             "schedule": [self.pretrain_steps, self.planned_steps],
             **replace(self.settings, epochs=cfg.global_pretrain_epochs).__dict__,
         }
@@ -199,3 +169,8 @@ class GlobalStudent:
 
     def evaluate(self) -> float:
         return accuracy(self.model, self.test.x, self.test.y)
+
+    def save(self, out_dir: Path) -> Path:
+        """Write the model's weights (its state_dict) to ``out_dir/GLOBAL_STUDENT_FILE``."""
+        state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        return atomic_write(out_dir / GLOBAL_STUDENT_FILE, lambda fh: torch.save(state, fh))

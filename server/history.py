@@ -52,6 +52,16 @@ class RoundRecord:
     replies: list[dict[str, Any]] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class TrainedRound:
+    """What a round's client phase hands the server's work after it (server/rounds.py)."""
+
+    round: int  # the run's round number (Flower's, plus rounds done before a resumption)
+    record: RoundRecord  # what configure_train, aggregate_train and client evaluation counted
+    started: float  # time.perf_counter() when configure_train began
+    server_update: bool  # do the server's models train on the knowledge after this round?
+
+
 @dataclass
 class History:
     """Everything a run reports; written to ``out_dir/report.json`` after every round."""

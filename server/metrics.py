@@ -15,7 +15,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from threading import Lock, Thread
 from wsgiref.simple_server import WSGIServer
@@ -252,3 +253,16 @@ def serve(address: str) -> MetricsServer | None:
         return None
     log.info("Prometheus metrics on http://%s/metrics", address)
     return MetricsServer(server=server, thread=thread, address=address)
+
+
+@contextmanager
+def serving(address: str, linger: float) -> Iterator[None]:
+    """Serve ``/metrics`` on ``address`` (if it can) while the block runs; afterwards stay up
+    ``linger`` seconds, a few scrape intervals, so that Prometheus sees the final round."""
+    exporter = serve(address)
+    try:
+        yield
+    finally:
+        if exporter is not None:
+            time.sleep(linger)
+            exporter.stop()

@@ -6,6 +6,7 @@ simulate``); it lives here, not in ``simulations``, because the server imports o
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,9 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from common.atomic import atomic_write
+from server.history import History, finite_json
+
+log = logging.getLogger(__name__)
 
 ACCURACY_PLOT = "accuracy.png"
 ROLE_MARKERS = ("s", "^", "D", "v", "P", "X")
@@ -109,3 +113,18 @@ def accuracy_figure(report: dict[str, Any]) -> Figure:
 
 def _nan(values: list[float | None]) -> list[float]:
     return [float("nan") if v is None else v for v in values]
+
+
+def finish_report(history: History) -> Path | None:
+    """Write the final report and its ``accuracy.png``; a plot that cannot be written is
+    logged, and the run still counts as completed."""
+    path = history.write()
+    if history.out_dir is not None:
+        plot = history.out_dir / ACCURACY_PLOT
+        try:
+            plot_accuracy(finite_json(history.to_dict()), plot)
+        except (OSError, ValueError) as exc:
+            log.error("cannot write %s (%s): report.json has every value it shows", plot, exc)
+        else:
+            log.info("accuracy per round plotted in %s", plot)
+    return path

@@ -1,17 +1,24 @@
-"""Validate a client's train reply before anything touches the knowledge."""
+"""Validate a client's reply before anything touches the knowledge; count what came back."""
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 
 from common import keys
 from common.class_stats import ClassStats
 from common.codec import Codec, decode
 from common.config import ROLES
 from common.errors import CodecError, ReplyError
+from server.history import RoundRecord
+
+log = logging.getLogger(__name__)
 
 # Why a reply can be rejected (the label values of the Prometheus rejection counter).
 REJECTION_REASONS = ("keys", "payload", "codec", "role", "metrics", "statistics")
@@ -126,3 +133,90 @@ def _cost_seconds(metrics: MetricRecord) -> float:
     if not 0.0 <= value < 1e7:
         raise ReplyError("metrics", f"{keys.CLIENT_SECONDS} must be non-negative, got {value!r}")
     return value
+
+
+def content_bytes(content: RecordDict) -> int:
+    """Bytes of a message's arrays (what ``count_bytes`` of every ArrayRecord adds up to)."""
+    return sum(r.count_bytes() for r in content.values() if isinstance(r, ArrayRecord))
+
+
+def describe_reply(msg: Message) -> dict[str, Any]:
+    """Records and array shapes a reply carried (no values), for the audit trail."""
+    if msg.has_error():
+        return {"node": msg.metadata.src_node_id, "error": msg.error.reason}
+    content = msg.content
+    arrays = {
+        f"{rk}/{name}": list(arr.shape)
+        for rk, rec in content.items()
+        if isinstance(rec, ArrayRecord)
+        for name, arr in rec.items()
+    }
+    info = content.get(keys.INFO)
+    role = info.get(keys.ROLE) if isinstance(info, ConfigRecord) else None
+    return {
+        "node": msg.metadata.src_node_id,
+        "role": role,
+        "records": sorted(content.keys()),
+        "arrays": arrays,
+    }
+
+
+def collect_replies(
+    replies: Iterable[Message],
+    shape: tuple[int, int],
+    codec: Codec,
+    statistics_dim: int,
+    record: RoundRecord,
+) -> tuple[list[ClientReply], list[int]]:
+    """Validate a round's train replies and count in ``record`` what came back (ok, failed,
+    rejected and why, bytes, the clients' cost and local accuracy per role); the valid
+    replies and the node ids that sent them. Failures are logged and counted, never raised."""
+    valid: list[ClientReply] = []
+    senders: list[int] = []
+    reasons: Counter[str] = Counter()
+    for msg in replies:
+        record.replies.append(describe_reply(msg))
+        if msg.has_error():
+            record.clients_failed += 1
+            log.warning("client %d failed: %s", msg.metadata.src_node_id, msg.error.reason)
+            continue
+        try:
+            valid.append(parse_reply(msg, shape, codec, statistics_dim))
+            senders.append(msg.metadata.src_node_id)
+        except ReplyError as exc:
+            reasons[exc.reason] += 1
+            log.warning("reply of client %d rejected: %s", msg.metadata.src_node_id, exc)
+    # Selected clients that never answered within the timeout count as failed too.
+    answered = len(valid) + sum(reasons.values()) + record.clients_failed
+    record.clients_failed += max(0, record.clients_selected - answered)
+    record.clients_ok = len(valid)
+    record.clients_rejected = sum(reasons.values())
+    record.rejections = dict(reasons)
+    record.bytes_up = sum(r.bytes_up for r in valid)
+    record.client_train_samples = sum(r.train_samples for r in valid)
+    record.client_seconds = sum(r.client_seconds for r in valid)
+    by_role: dict[str, list[float]] = {}
+    for r in valid:
+        if np.isfinite(r.local_accuracy):
+            by_role.setdefault(r.role, []).append(r.local_accuracy)
+    record.client_accuracy = {role: float(np.mean(v)) for role, v in sorted(by_role.items())}
+    return valid, senders
+
+
+def client_test_accuracy(replies: Iterable[Message]) -> tuple[dict[str, float], float] | None:
+    """The mean test accuracy that evaluate replies report, per role of the sender and over
+    every reply (None when none reports one); replies without an accuracy in [0, 1] and a
+    role are skipped."""
+    by_role: dict[str, list[float]] = {}
+    for msg in replies:
+        if msg.has_error() or keys.METRICS not in msg.content:
+            continue
+        metrics, info = msg.content[keys.METRICS], msg.content.get(keys.INFO)
+        acc = metrics.get(keys.TEST_ACCURACY) if isinstance(metrics, MetricRecord) else None
+        role = info.get(keys.ROLE) if isinstance(info, ConfigRecord) else None
+        if isinstance(acc, float) and 0.0 <= acc <= 1.0 and isinstance(role, str):
+            by_role.setdefault(role, []).append(acc)
+    if not by_role:
+        return None
+    every = [a for accs in by_role.values() for a in accs]
+    return {r: float(np.mean(v)) for r, v in sorted(by_role.items())}, float(np.mean(every))

@@ -20,6 +20,7 @@ from common.errors import CodecError
 from common.federation import Federation, Split
 from common.model_cache import load_or_train
 from common.models import build_model, count_parameters
+from common.teacher_recipe import TEACHER_ARCH, teacher_recipe, teacher_settings
 from common.training import (
     TrainSettings,
     accuracy,
@@ -28,27 +29,11 @@ from common.training import (
     make_optimizer,
     predict_proba,
 )
-from server.global_student import distil_towards
+from server.distil import distil_towards
 
 log = logging.getLogger(__name__)
 
-TEACHER_ARCH = "teacher"
 TEACHER_PHASE = "teacher (ResNet-style, labels the reference set)"
-
-
-def teacher_settings(cfg: RunConfig) -> TrainSettings:
-    return TrainSettings(
-        epochs=cfg.teacher_epochs,
-        batch_size=cfg.batch_size,
-        learning_rate=cfg.learning_rate,
-        seed=cfg.seed,
-    )
-
-
-def teacher_recipe(cfg: RunConfig) -> dict[str, Any]:
-    """What, besides the data (:func:`common.model_cache.recipe_key`), makes the teacher's
-    weights: its architecture and training settings (no round count, no client knob)."""
-    return {"arch": TEACHER_ARCH, **teacher_settings(cfg).__dict__}
 
 
 def load_or_train_teacher(

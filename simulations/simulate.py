@@ -10,32 +10,35 @@ import json
 import logging
 import os
 import shutil
-import tomllib
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from tqdm import tqdm
 
-from clients.app import STUDENTS_DIR
+from clients.storage import STUDENTS_DIR
 from common.config import RunConfig
+from common.config_parse import read_toml_values
 from common.errors import ConfigError
 from common.federation import dataset_folder
+from common.processes import FlowerError
 from common.settings import PROJECT_ROOT
 from server.checkpoint import CHECKPOINT_FILE, load_checkpoint
 from server.fleet import build_schedule
 from server.ground import prepare
 from server.history import REPORT_FILE
+from server.plots import plot_accuracy
 from simulations.flower import (
     CONNECTION,
-    FlowerError,
     SuperLink,
     stream_logs,
     submit_run,
     wait_for_run,
     write_connection,
 )
-from simulations.plots import plot_accuracy
 
 log = logging.getLogger(__name__)
 
@@ -107,20 +110,57 @@ def simulate(
     if checkpoint is not None:  # refuse here, before any Flower process starts
         checkpoint.check_matches(cfg, ground.fed)
         log.info("resuming %s after round %d of %d", out, checkpoint.round, cfg.num_rounds)
-    home = out / "flwr-home"
-    with SuperLink(home, env=ray_env(ray_address)) as link:
-        write_connection(home, link.address)
-        report = run_federation(
-            home,
+    attached = ray_address is not None
+    with simulation_link(out / "flwr-home", env=ray_env(ray_address), attached=attached) as sim:
+        report = sim.run(cfg, out, app_dir=app_dir, client_cpus=client_cpus, progress=progress)
+    plot_accuracy(report, out / "accuracy.png")
+    return report
+
+
+@dataclass(frozen=True)
+class SimulationLink:
+    """A SuperLink in simulation mode that ``flwr`` in its home is connected to: submit runs
+    to it with :meth:`run`. Made by :func:`simulation_link`."""
+
+    link: SuperLink
+    attached: bool = False  # its simulations join an existing Ray cluster
+
+    @property
+    def home(self) -> Path:
+        return self.link.home
+
+    def run(
+        self,
+        cfg: RunConfig,
+        out: Path,
+        *,
+        app_dir: Path = PROJECT_ROOT,
+        client_cpus: int = 1,
+        progress: bool = True,
+    ) -> dict[str, Any]:
+        """One federation on this SuperLink (:func:`run_federation`): its report."""
+        return run_federation(
+            self.home,
             cfg,
             out,
             app_dir=app_dir,
             client_cpus=client_cpus,
             progress=progress,
-            attached=ray_address is not None,
+            attached=self.attached,
         )
-    plot_accuracy(report, out / "accuracy.png")
-    return report
+
+
+@contextmanager
+def simulation_link(
+    home: Path, *, env: Mapping[str, str] | None = None, attached: bool = False
+) -> Iterator[SimulationLink]:
+    """Start a simulation-mode SuperLink with ``FLWR_HOME=home`` and environment ``env``, point
+    the ``flwr`` connection in ``home`` at it, and stop it (its whole tree) on leaving.
+
+    ``attached``: ``env`` makes its simulations join an existing Ray cluster (``ray_env``)."""
+    with SuperLink(home, env=env) as link:
+        write_connection(home, link.address)
+        yield SimulationLink(link, attached)
 
 
 def resume_config(out: Path) -> RunConfig:
@@ -131,11 +171,7 @@ def resume_config(out: Path) -> RunConfig:
             f"nothing to resume in {out}: no {CHECKPOINT_FILE} (a run writes it after its "
             "first completed round)"
         )
-    try:
-        values = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"cannot read the run config {path}: {exc}") from exc
-    return RunConfig.from_mapping({**values, "resume": 1})
+    return RunConfig.from_mapping({**read_toml_values(path), "resume": 1})
 
 
 def finished_report(out: Path, cfg: RunConfig) -> dict[str, Any] | None:
@@ -168,9 +204,7 @@ def finished_report(out: Path, cfg: RunConfig) -> dict[str, Any] | None:
 
 def with_paths(cfg: RunConfig, out: Path) -> RunConfig:
     """``cfg`` with absolute data and output folders (the SuperLink runs elsewhere)."""
-    return RunConfig.from_mapping(
-        {**cfg.to_mapping(), "data-dir": str(dataset_folder(cfg).parent), "out-dir": str(out)}
-    )
+    return cfg.with_values({"data-dir": str(dataset_folder(cfg).parent), "out-dir": str(out)})
 
 
 def run_federation(

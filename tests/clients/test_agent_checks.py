@@ -12,11 +12,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import NameOID
 
-from clients.agent import AgentOptions, node_config, options_from
+from cli.agent import options_from
+from cli.main import build_parser
+from clients.agent import AgentOptions, node_config
 from clients.agent_checks import check_auth_key, check_root_certificates, parse_node_config
 from common.errors import ConfigError
 from server.certs import make_certs
-from simulations.cli import build_parser
 
 
 def _self_signed(path: Path, days_valid: int) -> Path:

@@ -14,6 +14,7 @@ from clients.trace import train_message
 from common import keys
 from common.config import RunConfig, role_values
 from common.errors import ConfigError
+from tests.clients.contexts import node_context
 
 ROLES = ("satellite", "drone", "ground-station")
 
@@ -94,14 +95,8 @@ def _train_message(server_round: int) -> Message:
 
 
 def _context(partition_id: int, **run_config: object) -> Context:
-    cfg = RunConfig.from_mapping(run_config)
-    return Context(
-        run_id=1,
-        node_id=9,
-        node_config={keys.NODE_PARTITION_ID: partition_id, keys.NODE_NUM_PARTITIONS: 20},
-        state=RecordDict(),
-        run_config=cfg.to_mapping(),  # type: ignore[arg-type]
-    )
+    node = {keys.NODE_PARTITION_ID: partition_id, keys.NODE_NUM_PARTITIONS: 20}
+    return node_context(RunConfig.from_mapping(run_config), node)
 
 
 def test_a_dropped_client_replies_with_a_clear_error_without_training() -> None:

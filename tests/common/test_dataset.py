@@ -31,3 +31,11 @@ def test_band_count_mismatch_is_an_error() -> None:
     stats = BandStats((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
     with pytest.raises(ConfigError, match="3-band"):
         stats.normalise(np.zeros((1, 13, 4, 4)))
+
+
+def test_stats_parse_numbers_from_records_and_files() -> None:
+    assert BandStats.parse([1, "2"], (3.5, 4)) == BandStats((1.0, 2.0), (3.5, 4.0))
+    with pytest.raises(TypeError):
+        BandStats.parse(1.0, [1.0])
+    with pytest.raises(ValueError):
+        BandStats.parse(["one"], [1.0])

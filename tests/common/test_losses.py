@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from common.losses import kd_loss, mixed_loss, soften
+from common.losses import kd_loss, soften
 
 
 def test_kd_loss_matches_hand_computed_value() -> None:
@@ -28,19 +28,6 @@ def test_kd_loss_is_zero_for_matching_distributions_and_positive_otherwise() -> 
     z = torch.randn(5, 10, generator=torch.Generator().manual_seed(0))
     assert kd_loss(z, torch.softmax(z, 1), 4.0).item() == pytest.approx(0.0, abs=1e-5)
     assert kd_loss(z, torch.softmax(-z, 1), 4.0).item() > 0.1
-
-
-def test_mixed_loss_interpolates_ce_and_kd() -> None:
-    z = torch.tensor([[1.0, 0.0]])
-    y = torch.tensor([0])
-    target = torch.tensor([[0.3, 0.7]])
-    ce = torch.nn.functional.cross_entropy(z, y).item()
-    kd = kd_loss(z, target, 2.0).item()
-    assert mixed_loss(z, y, target, 2.0, 0.0).item() == pytest.approx(ce)
-    assert mixed_loss(z, y, target, 2.0, 1.0).item() == pytest.approx(kd)
-    assert mixed_loss(z, y, target, 2.0, 0.25).item() == pytest.approx(0.75 * ce + 0.25 * kd)
-    with pytest.raises(ValueError, match="kd_weight"):
-        mixed_loss(z, y, target, 2.0, 1.5)
 
 
 def test_shape_mismatch_is_an_error() -> None:

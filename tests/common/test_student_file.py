@@ -10,7 +10,7 @@ from common.bands import RGB
 from common.dataset import BandStats
 from common.errors import ConfigError
 from common.models import build_model
-from common.student_file import load_student, save_student
+from common.student_file import StudentMeta, is_torchscript, load_student, save_student
 
 
 def test_a_student_file_alone_rebuilds_the_same_model(tmp_path: Path) -> None:
@@ -29,6 +29,10 @@ def test_a_student_file_alone_rebuilds_the_same_model(tmp_path: Path) -> None:
     loaded = load_student(path)
     assert (loaded.arch, loaded.role, loaded.stats) == ("tiny", "satellite", stats)
     assert loaded.bands == RGB.band_names and loaded.classes == RGB.classes
+    assert loaded.meta == StudentMeta(
+        arch="tiny", role="satellite", bands=RGB.band_names, classes=RGB.classes, stats=stats
+    )
+    assert type(loaded.meta) is StudentMeta and loaded.tile_size == 64
     x = torch.randn(2, 3, 64, 64)
     model.eval()
     torch.testing.assert_close(loaded.build()(x), model(x))
@@ -115,3 +119,31 @@ def test_a_dict_missing_student_keys_names_them(tmp_path: Path) -> None:
         load_student(path)
     with pytest.raises(ConfigError, match="does not exist"):
         load_student(tmp_path / "absent.pt")
+
+
+def test_metadata_values_are_parsed_or_refused() -> None:
+    meta = StudentMeta.parse(
+        arch="tiny", role="drone", bands=["R"], classes=("a", "b"), mean=[1], std=["2.5"]
+    )
+    assert meta == StudentMeta(
+        arch="tiny", role="drone", bands=("R",), classes=("a", "b"),
+        stats=BandStats((1.0,), (2.5,)),
+    )  # fmt: skip
+    with pytest.raises(TypeError):
+        StudentMeta.parse(arch="tiny", role="d", bands=3, classes=(), mean=[], std=[])
+    with pytest.raises(ValueError):
+        StudentMeta.parse(arch="tiny", role="d", bands=(), classes=(), mean=["x"], std=[])
+
+
+def test_a_wrongly_typed_value_in_a_student_file_is_refused(tmp_path: Path) -> None:
+    path = _student_blob(tmp_path)
+    blob = torch.load(path, weights_only=True)
+    torch.save({**blob, "norm_mean": 0.5}, path)
+    with pytest.raises(ConfigError, match="a value has the wrong type"):
+        load_student(path)
+
+
+def test_torchscript_archives_are_told_apart_from_student_files(tmp_path: Path) -> None:
+    assert is_torchscript(_write_case(tmp_path, "torchscript"))
+    assert not is_torchscript(_student_blob(tmp_path))
+    assert not is_torchscript(_write_case(tmp_path, "text"))

@@ -25,24 +25,18 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from clients.agent import AgentOptions, agent_argv, node_config, node_number
+from cli.agent import agent_argv
+from clients.agent import AgentOptions, node_config, node_number
 from clients.local_data import inspect_folder
 from common.bands import DATASETS
 from common.config import RunConfig
 from common.errors import ConfigError
+from common.processes import descendants, free_port, is_alive, stop_tree
 from common.settings import PROJECT_ROOT
 from server.certs import make_certs
 from server.history import REPORT_FILE
-from simulations.deploy import ServerOptions, deployment_superlink, register_agent
-from simulations.flower import (
-    SuperLink,
-    descendants,
-    free_port,
-    is_alive,
-    run_status,
-    stop_tree,
-    submit_run,
-)
+from simulations.deployment import ServerOptions, deployment_superlink, register_agent
+from simulations.flower import SuperLink, run_status, submit_run
 from simulations.simulate import COMPLETED, write_run_config
 
 pytestmark = pytest.mark.timeout(900)
@@ -87,7 +81,7 @@ class Fleet:
         log = (self.root / f"agent-{key}.log").open("ab")
         env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
         proc = subprocess.Popen(
-            [sys.executable, "-m", "simulations.cli", *agent_argv(opts)],
+            [sys.executable, "-m", "cli.main", *agent_argv(opts)],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
@@ -165,7 +159,7 @@ def _run_agent(root: Path, opts: AgentOptions, timeout: float) -> tuple[int, str
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
     start = time.monotonic()
     done = subprocess.run(
-        [sys.executable, "-m", "simulations.cli", *agent_argv(opts)],
+        [sys.executable, "-m", "cli.main", *agent_argv(opts)],
         capture_output=True,
         env=env,
         cwd=root,
@@ -204,6 +198,7 @@ def _lone_agent(root: Path, data: Path, **kw: object) -> AgentOptions:
     return AgentOptions(**base)  # type: ignore[arg-type]
 
 
+@pytest.mark.integration
 def test_agent_with_a_file_that_is_not_pem_fails_clearly_within_the_wait(
     fixture_data: Path, tmp_path: Path
 ) -> None:
@@ -217,6 +212,7 @@ def test_agent_with_a_file_that_is_not_pem_fails_clearly_within_the_wait(
 
 
 @pytest.mark.parametrize("superlink", ["refused", "silent"])
+@pytest.mark.integration
 def test_agent_stops_a_supernode_that_does_not_join_within_the_wait(
     fixture_data: Path, tmp_path: Path, superlink: str
 ) -> None:
@@ -245,6 +241,7 @@ def test_agent_stops_a_supernode_that_does_not_join_within_the_wait(
     assert not leftover, leftover
 
 
+@pytest.mark.integration
 def test_agent_refuses_to_start_without_tls_or_insecure(fleet: Fleet) -> None:
     opts = fleet.options("drone", root_certificates=None, auth_key=None)
     proc = fleet.start("no-tls", opts)
@@ -252,6 +249,7 @@ def test_agent_refuses_to_start_without_tls_or_insecure(fleet: Fleet) -> None:
     assert "pass --root-certificates" in fleet.log("no-tls")
 
 
+@pytest.mark.integration
 def test_three_roles_tls_auth_kill_and_rejoin(fleet: Fleet) -> None:
     # Intruders: an unregistered key is refused; a plain-HTTP agent never joins.
     rogue = fleet.start("rogue", fleet.options("drone", auth_key=fleet.certs / "agents/rogue"))

@@ -142,6 +142,7 @@ def test_kubernetes_manifests_have_the_expected_kinds_and_grpc_probes() -> None:
     assert roles == ROLES
 
 
+@pytest.mark.integration
 def test_systemd_units_verify(tmp_path: Path) -> None:
     units = sorted((DEPLOY / "systemd").glob("*.service"))
     assert {u.name for u in units} == {"skydistill-superlink.service", "skydistill-agent@.service"}
@@ -163,6 +164,7 @@ def test_systemd_units_verify(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("tool", ["certs.sh", "skydistill certs"])
+@pytest.mark.integration
 def test_certificates_verify_and_agent_keys_load(tool: str, tmp_path: Path) -> None:
     out = tmp_path / "certs"
     if tool == "certs.sh":
@@ -215,6 +217,7 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+@pytest.mark.integration
 def test_ray_stop_script_stops_only_its_own_cluster_by_pid(tmp_path: Path) -> None:
     """Processes naming RAY_TEMP_DIR and their children stop (SIGKILL for one that ignores
     SIGTERM); a process of another cluster (another temp folder) keeps running."""

@@ -7,7 +7,6 @@ name, with what ``server.metrics`` exports.
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
 import shutil
@@ -18,6 +17,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from server import metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
@@ -30,28 +31,6 @@ DATASOURCE = GRAFANA_DIR / "provisioning" / "datasources" / "prometheus.yml"
 DASHBOARD_PROVIDER = GRAFANA_DIR / "provisioning" / "dashboards" / "skydistill.yml"
 DATASOURCE_REF = {"type": "prometheus", "uid": "prometheus"}
 
-# Exposed base names (counters with ``_total``, the info metric with ``_info``), used until
-# ``server.metrics.metric_names()`` exists; when it does, that is the source of truth.
-KNOWN_METRICS = frozenset(
-    {
-        "skydistill_round",
-        "skydistill_rounds_completed_total",
-        "skydistill_last_round_timestamp_seconds",
-        "skydistill_round_duration_seconds",
-        "skydistill_clients_selected",
-        "skydistill_client_replies_total",
-        "skydistill_reply_rejections_total",
-        "skydistill_payload_bytes_total",
-        "skydistill_global_accuracy_ratio",
-        "skydistill_global_accuracy_change_ratio",
-        "skydistill_client_accuracy_ratio",
-        "skydistill_distill_loss",
-        "skydistill_teacher_agreement_ratio",
-        "skydistill_teacher_accuracy_ratio",
-        "skydistill_run_info",
-    }
-)
-
 METRIC_NAME = re.compile(r"skydistill_[a-z_]+")
 # Sample suffixes that map back to a base name: histogram series, and a counter's _created.
 HISTOGRAM_SUFFIX = re.compile(r"_(bucket|sum|count)$")
@@ -59,15 +38,11 @@ CREATED_SUFFIX = re.compile(r"_created$")
 
 
 def exported_metrics() -> frozenset[str]:
-    """``server.metrics.metric_names()`` if that module exists, else ``KNOWN_METRICS``."""
-    try:
-        module = importlib.import_module("server.metrics")
-    except ModuleNotFoundError as exc:
-        if exc.name != "server.metrics":
-            raise  # the module exists but cannot be imported: that is a failure
-        return KNOWN_METRICS
-    names = getattr(module, "metric_names", None)
-    return frozenset(names()) if callable(names) else KNOWN_METRICS
+    """Base names of every metric ``server.metrics`` exports (counters with ``_total``, the
+    info metric with ``_info``): the one module that declares them."""
+    names = frozenset(metrics.metric_names())
+    assert names, "server.metrics declares no metric"
+    return names
 
 
 def base_name(name: str, known: frozenset[str]) -> str:
@@ -136,6 +111,7 @@ def rule_exprs() -> list[str]:
 # ---- Prometheus -------------------------------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_promtool_check_config() -> None:
     # promtool resolves rule_files relative to the config file; run from elsewhere to prove it.
     result = run_promtool("check", "config", str(PROMETHEUS_CONFIG), cwd=ROOT)
@@ -143,6 +119,7 @@ def test_promtool_check_config() -> None:
     assert "1 rule files found" in result.stdout
 
 
+@pytest.mark.integration
 def test_promtool_check_rules() -> None:
     result = run_promtool("check", "rules", str(RULES), cwd=ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -162,6 +139,7 @@ def test_config_scrapes_the_server_exporter_and_loads_the_rules() -> None:
         assert "role" not in sc.get("labels", {})
 
 
+@pytest.mark.integration
 def test_alert_rules_fire_as_specified() -> None:
     """NoRoundCompleted on an old timestamp, HighFailureRatio at 50% failures, AccuracyDrop
     at -0.1, and none of them on healthy input (see rules_test.yml)."""
@@ -233,6 +211,7 @@ def test_dashboard_plots_every_exported_metric() -> None:
     assert not missing, f"no dashboard panel plots: {sorted(missing)}"
 
 
+@pytest.mark.integration
 def test_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:
     """promtool parses each panel query (as a recording rule, with Grafana variables filled)."""
     exprs = dashboard_exprs(load_dashboard())

@@ -18,9 +18,11 @@ import pytest
 import yaml
 
 from common.config import RunConfig
+from common.processes import free_port, stop_tree
 from common.settings import PROJECT_ROOT
-from simulations.flower import free_port, stop_tree
 from simulations.simulate import simulate
+
+pytestmark = pytest.mark.integration  # starts real processes
 
 DEPLOY = PROJECT_ROOT / "deploy" / "prometheus"
 

@@ -11,7 +11,7 @@ import torch
 from common.config import RunConfig
 from common.errors import ConfigError
 from common.federation import load_federation
-from server.checkpoint import CHECKPOINT_FILE, load_checkpoint, restore, snapshot
+from server.checkpoint import CHECKPOINT_FILE, load_checkpoint, restore, resume, snapshot
 from server.global_student import GlobalStudent
 from server.history import History, RoundRecord
 from server.knowledge import Knowledge
@@ -123,3 +123,39 @@ def test_a_key_newer_than_the_checkpoint_counts_as_its_default(
     ckpt.check_matches(cfg, fed)
     with pytest.raises(ConfigError, match=r"teacher-refine-epochs=0 \(now 1\)"):
         ckpt.check_matches(RunConfig(**{**cfg.__dict__, "teacher_refine_epochs": 1}), fed)
+
+
+def test_a_new_round_is_checkpointed_without_entering_the_history_first(
+    fixture_data: Path, tmp_path: Path
+) -> None:
+    cfg = RunConfig(data_dir=str(fixture_data), num_clients=3)
+    fed = load_federation(cfg)
+    strategy, student, history = _server(cfg)
+    history.rounds = [RoundRecord(1, global_accuracy=0.5, distill_loss=0.2, teacher_agreement=0.9)]
+    new = RoundRecord(round=2, global_accuracy=0.55, distill_loss=0.1, teacher_agreement=0.8)
+    snapshot(cfg, fed, strategy, student, history, new_round=new).save(tmp_path)
+    assert [r.round for r in history.rounds] == [1]  # the history is left as it was
+    ckpt = load_checkpoint(tmp_path)
+    assert ckpt is not None and ckpt.round == 2
+    s2, st2, h2 = _server(cfg)
+    restore(ckpt, s2, st2, h2)
+    assert h2.rounds == [history.rounds[0], new] and s2.round_offset == 2
+
+
+def test_resume_continues_after_the_checkpoint_and_says_how_many_rounds_are_left(
+    fixture_data: Path, tmp_path: Path
+) -> None:
+    cfg = RunConfig(data_dir=str(fixture_data), num_clients=3, num_rounds=3, out_dir=str(tmp_path))
+    fed = load_federation(cfg)
+    strategy, student, history = _server(cfg)
+    assert resume(cfg, fed, strategy, student, history) == 3  # resume = 0: a new run
+    history.rounds = [RoundRecord(r, global_accuracy=0.5, teacher_agreement=0.9) for r in (1, 2)]
+    snapshot(cfg, fed, strategy, student, history).save(tmp_path)
+    again = RunConfig(**{**cfg.__dict__, "resume": 1})
+    s2, st2, h2 = _server(again)
+    assert resume(again, fed, s2, st2, h2) == 1 and s2.round_offset == 2
+    assert len(h2.rounds) == 2
+    history.rounds.append(RoundRecord(3, global_accuracy=0.5, teacher_agreement=0.9))
+    snapshot(cfg, fed, strategy, student, history).save(tmp_path)
+    s3, st3, h3 = _server(again)
+    assert resume(again, fed, s3, st3, h3) == 0  # every round done already

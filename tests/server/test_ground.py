@@ -13,10 +13,10 @@ from common.config import RunConfig
 from common.federation import load_federation
 from common.model_cache import cache_path
 from common.preinstalled import cache_name, recipe
+from common.teacher_recipe import teacher_key, teacher_recipe
 from common.training import one_cycle
 from server.global_student import PLANNED_ROUNDS, GlobalStudent
 from server.ground import prepare
-from server.teacher import teacher_recipe
 
 
 def _config(fixture_data: Path, **overrides: object) -> RunConfig:
@@ -44,6 +44,21 @@ def _keys(cfg: RunConfig) -> dict[str, str]:
     for arch in ("tiny", "small", "medium"):
         keys[arch] = cache_path(cache_name(arch), fed, recipe(cfg, arch)).name
     return keys
+
+
+def test_one_function_says_what_stands_for_the_teacher_in_the_students_cache_keys(
+    fixture_data: Path,
+) -> None:
+    """The global student's and the pre-installed students' recipes name the teacher by
+    :func:`teacher_key`; its list is the one the cached models were keyed by."""
+    cfg = _config(fixture_data, teacher_epochs=3, learning_rate=0.01, batch_size=32, seed=5)
+    assert teacher_key(cfg) == [3, 0.01, 32, 5]  # epochs, rate, batch, seed: the cache's order
+    fed = load_federation(cfg)
+    assert GlobalStudent(fed, cfg).pretrain_recipe()["teacher"] == teacher_key(cfg)
+    for arch in ("tiny", "small", "medium"):
+        assert recipe(cfg, arch)["teacher"] == teacher_key(cfg)  # common.preinstalled
+    other = _config(fixture_data, teacher_epochs=4)
+    assert teacher_key(other) != teacher_key(cfg)
 
 
 def test_the_round_count_is_in_no_ground_models_cache_key(fixture_data: Path) -> None:

@@ -158,6 +158,7 @@ def test_metric_names_lists_the_exposed_names() -> None:
     assert {"skydistill_round", "skydistill_client_replies_total", "skydistill_run_info"} <= names
 
 
+@pytest.mark.integration
 def test_a_fresh_run_exports_no_measured_value_before_it_is_measured() -> None:
     text = _fresh_exposition()
     series = _series(text)
@@ -168,6 +169,7 @@ def test_a_fresh_run_exports_no_measured_value_before_it_is_measured() -> None:
     assert 'skydistill_client_replies_total{status="failed"} 0.0' in text
 
 
+@pytest.mark.integration
 def test_after_a_round_without_refinement_the_teacher_series_stays_absent() -> None:
     text = _fresh_exposition(
         "metrics.set_run_info('FedKD', 'mean', 'int8', 'rgb')\n"
@@ -182,6 +184,7 @@ def test_after_a_round_without_refinement_the_teacher_series_stays_absent() -> N
     assert "skydistill_global_accuracy_change_ratio" not in series  # no previous round
 
 
+@pytest.mark.integration
 def test_the_teacher_accuracy_is_exported_from_the_start_of_a_distillation_run() -> None:
     text = _fresh_exposition(
         "metrics.set_run_info('FedKD', 'mean', 'int8', 'rgb', teacher_accuracy=0.878)"

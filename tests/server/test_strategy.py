@@ -9,7 +9,10 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, Error, Message, MetricRec
 from common import keys
 from common.class_stats import ClassStats
 from common.codec import Codec, encode
+from common.fleet.schedule import Schedule
+from server.contact_fedkd import ContactFedKD
 from server.knowledge import Knowledge
+from server.replies import ClientReply
 from server.strategy import FedKD
 from tests.server.loopback import LoopbackGrid
 
@@ -23,15 +26,22 @@ def _teacher() -> np.ndarray:
     return p
 
 
+OPTIONS: dict[str, object] = {
+    "codec": Codec.FP32,
+    "reference_per_round": 10,
+    "fraction_train": 1.0,
+    "min_available_nodes": 1,
+    "seed": 0,
+}
+
+
 def _strategy(**kw: object) -> FedKD:
-    return FedKD(
-        Knowledge(_teacher(), teacher_mix=0.5),
-        codec=Codec.FP32,
-        reference_per_round=10,
-        fraction_train=1.0,
-        min_available_nodes=1,
-        **kw,
-    )  # type: ignore[arg-type]
+    return FedKD(Knowledge(_teacher(), teacher_mix=0.5), **{**OPTIONS, **kw})  # type: ignore[arg-type]
+
+
+def _contact_strategy(schedule: Schedule[ClientReply], **kw: object) -> ContactFedKD:
+    knowledge = Knowledge(_teacher(), teacher_mix=0.5)
+    return ContactFedKD(knowledge, schedule=schedule, **{**OPTIONS, **kw})
 
 
 def _reply(instruction: Message, probs: np.ndarray, examples: int, role: str = "drone") -> Message:
@@ -143,11 +153,11 @@ def test_evaluation_rounds_and_per_role_test_accuracy() -> None:
 
 
 def test_contact_aware_round_sends_to_contacts_and_merges_a_stale_reply() -> None:
-    from server.schedule import ALWAYS, ContactAwareSchedule, ContactPlan
+    from common.fleet.schedule import ALWAYS, ContactAwareSchedule, ContactPlan
 
     # client 0: always online; 1: replies 2.5 h later (round 3); 2: after 10 h; 3: never
     windows = [list(ALWAYS), [(0.1, 0.2), (2.5, 2.6)], [(0.1, 0.2), (10.0, 10.1)], []]
-    schedule: ContactAwareSchedule[object] = ContactAwareSchedule(
+    schedule: ContactAwareSchedule[ClientReply] = ContactAwareSchedule(
         ContactPlan(windows),
         window_hours=1.0,
         max_clients=4,
@@ -155,8 +165,8 @@ def test_contact_aware_round_sends_to_contacts_and_merges_a_stale_reply() -> Non
         decay=0.5,
         train_hours=0.25,
     )
-    s = _strategy(schedule=schedule)
-    s.node_clients = {100: 0, 101: 1, 102: 2, 103: 3}
+    s = _contact_strategy(schedule)
+    s.use_directory({100: 0, 101: 1, 102: 2, 103: 3}, {})
     grid = LoopbackGrid([100, 101, 102, 103])
 
     def one_hot(c: int) -> np.ndarray:
@@ -200,7 +210,7 @@ def _sampled_clients(node_ids: list[int], seed: int) -> list[list[int]]:
         seed=seed,
         sample_by_client=True,
     )
-    s.node_clients = {node: client for client, node in enumerate(node_ids)}
+    s.use_directory({node: client for client, node in enumerate(node_ids)}, {})
     grid = LoopbackGrid(node_ids)
     rounds = []
     for r in (1, 2, 3):
@@ -241,6 +251,7 @@ def _statistics_strategy() -> tuple[FedKD, np.ndarray, np.ndarray]:
         reference_per_round=10,
         fraction_train=1.0,
         min_available_nodes=1,
+        seed=0,
         statistics=StatisticsKnowledge(archive, ref, views=1, temperature=1.0),
     )
     return strategy, centres, ref_y
@@ -317,7 +328,7 @@ def test_statistics_mode_sends_each_node_only_its_architectures_head() -> None:
         "small": (np.ones((C, 7), np.float32), np.ones(C, np.float32)),
     }
     s.heads = heads
-    s.node_archs = {1: "tiny", 2: "small"}  # node 3: unknown, gets every head
+    s.use_directory({}, {1: "tiny", 2: "small"})  # node 3: unknown, gets every head
     msgs = list(s.configure_train(1, s.knowledge_record(), ConfigRecord(), LoopbackGrid([1, 2, 3])))
     sent = {m.metadata.dst_node_id: set(m.content[keys.HEADS]) for m in msgs}
     assert sent == {
@@ -356,3 +367,96 @@ def test_heads_are_refit_only_in_rounds_that_bring_new_statistics() -> None:
         arrays, _ = s.aggregate_train(server_round, [reply])
         assert arrays is not None and s.updated  # the round still counts as delivered
     assert CountingHeads.fits == 2  # rounds 1 and 3; round 2 brought nothing new
+
+
+def test_fedkd_defaults_are_the_run_configs() -> None:
+    """One source of truth: FedKD's constructor defaults are RunConfig's defaults."""
+    import inspect
+
+    from common.config import RunConfig
+    from server.build import strategy_options
+
+    params = inspect.signature(FedKD.__init__).parameters
+    defaults = {name: p.default for name, p in params.items() if p.default is not p.empty}
+    assert defaults == {
+        **strategy_options(RunConfig()),
+        "wait_for_nodes_seconds": 300.0,  # not a run-config setting
+        "statistics": None,
+        "heads": None,
+    }
+    # and a strategy built without arguments behaves so: 300 tiles asked, not 1000
+    teacher = np.full((2000, C), 1 / C, np.float32)
+    s = FedKD(Knowledge(teacher, teacher_mix=0.5))
+    assert (s.reference_per_round, s.fraction_train, s.seed) == (300, 0.25, 42)
+
+
+def test_finished_round_hands_over_the_round_with_its_run_round_number() -> None:
+    s = _strategy()
+    grid = LoopbackGrid([1, 2])
+    assert s.finished_round(0) is None and s.finished_round(1) is None  # nothing yet
+    s.restore(4, s.sampler_state)  # resumed after 4 rounds: Flower's round 1 is round 5
+    msgs = list(s.configure_train(1, s.knowledge_record(), ConfigRecord(), grid))
+    s.aggregate_train(1, [Message(Error(code=1, reason="gone"), reply_to=m) for m in msgs])
+    trained = s.finished_round(1)
+    assert trained is not None and trained.round == 5 and trained.record is s.current
+    assert trained.record.round == 5 and trained.started == s.round_started
+    # without a schedule the server trains after every round, even one with no valid reply
+    assert not s.updated and trained.server_update
+    assert s.finished_round(0) is None  # Flower's initial evaluation
+
+
+def _always_schedule() -> Schedule[ClientReply]:
+    from common.fleet.schedule import ALWAYS, ContactAwareSchedule, ContactPlan
+
+    return ContactAwareSchedule(
+        ContactPlan([list(ALWAYS), list(ALWAYS)]),
+        window_hours=1.0,
+        max_clients=2,
+        max_staleness=2,
+        decay=0.5,
+        train_hours=0.25,
+    )
+
+
+def test_contact_fedkd_trains_the_server_only_after_knowledge_arrived() -> None:
+    s = _contact_strategy(_always_schedule())
+    s.use_directory({7: 0, 8: 1}, {})
+    grid = LoopbackGrid([7, 8])
+    msgs = list(s.configure_train(1, s.knowledge_record(), ConfigRecord(), grid))
+    assert sorted(m.metadata.dst_node_id for m in msgs) == [7, 8]  # the planned clients
+    s.aggregate_train(1, [Message(Error(code=1, reason="gone"), reply_to=m) for m in msgs])
+    trained = s.finished_round(1)
+    assert trained is not None and not trained.server_update
+    assert trained.record.simulated_hours == 1.0
+    msgs = list(s.configure_train(2, s.knowledge_record(), ConfigRecord(), grid))
+    s.aggregate_train(2, [_reply(m, np.full((10, C), 1 / C, np.float32), 3) for m in msgs])
+    trained = s.finished_round(2)
+    assert trained is not None and trained.server_update and trained.record.clients_ok == 2
+
+
+def test_contact_fedkd_needs_the_node_directory() -> None:
+    s = _contact_strategy(_always_schedule())
+    with pytest.raises(RuntimeError, match="discover first"):
+        s.configure_train(1, s.knowledge_record(), ConfigRecord(), LoopbackGrid([7, 8]))
+
+
+def test_contact_fedkd_overrides_only_the_hooks_the_schedule_changes() -> None:
+    """Flower's pattern (FedProx over FedAvg): the subclass changes hooks, not the round."""
+    overridden = {
+        name for name, value in vars(ContactFedKD).items() if callable(value) and name in dir(FedKD)
+    }
+    assert overridden == {"__init__", "_select", "_issue", "_group", "_server_update_due"}
+
+
+def test_every_strategy_class_documents_its_parameters() -> None:
+    import inspect
+
+    from server.fedavg import Counting, CountingFedAdam, CountingFedAvg, CountingFedProx
+
+    for cls in (FedKD, ContactFedKD, Counting, CountingFedAvg, CountingFedProx, CountingFedAdam):
+        assert "Parameters\n    ----------\n" in (cls.__doc__ or ""), cls.__name__
+    for cls in (FedKD, ContactFedKD):
+        names = [n for n in inspect.signature(cls.__init__).parameters if n != "self"]
+        documented = (cls.__doc__ or "").replace(",", " ").split()
+        missing = [n for n in names if n not in documented and f"**{n}" not in documented]
+        assert not missing, f"{cls.__name__} does not document {missing}"

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from common.config import RunConfig
-from simulations.contacts import contact_plan
-from simulations.scenario import load_scenario
+from common.fleet.contacts import contact_plan
+from common.fleet.scenario import load_scenario
 from simulations.simulate import simulate
+
+pytestmark = pytest.mark.integration  # starts real processes
 
 
 def test_contact_aware_rounds_follow_the_contact_plan(fixture_data: Path, tmp_path: Path) -> None:

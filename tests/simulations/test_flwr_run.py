@@ -9,10 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from common.config import RunConfig
 from common.settings import PROJECT_ROOT
-from simulations.flower import SuperLink, stream_logs, submit_run, wait_for_run, write_connection
-from simulations.simulate import COMPLETED, write_run_config
+from simulations.flower import stream_logs, submit_run, wait_for_run
+from simulations.simulate import COMPLETED, simulation_link, write_run_config
+
+pytestmark = pytest.mark.integration  # starts real processes
 
 
 def test_flwr_run_with_fewer_supernodes_warns_and_leaves_plot_and_logs(
@@ -32,8 +36,7 @@ def test_flwr_run_with_fewer_supernodes_warns_and_leaves_plot_and_logs(
         metrics_linger=0.0,
     )
     home = tmp_path / "flwr-home"
-    with SuperLink(home, env={"RAY_ADDRESS": "local"}) as link:
-        write_connection(home, link.address)
+    with simulation_link(home, env={"RAY_ADDRESS": "local"}):
         run_id = submit_run(
             home,
             PROJECT_ROOT,

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from simulations.flower import descendants, is_alive
+from common.processes import descendants, is_alive
+
+pytestmark = pytest.mark.integration  # starts real processes
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -23,7 +25,7 @@ def test_signal_mid_run_leaves_no_process_behind(
         [
             sys.executable,
             "-m",
-            "simulations.cli",
+            "cli.main",
             "simulate",
             "--clients",
             "3",

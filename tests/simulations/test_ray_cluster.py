@@ -19,11 +19,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
+import pytest
 
 from common.config import RunConfig
+from common.processes import free_port
 from common.settings import PROJECT_ROOT
-from simulations.flower import free_port
 from simulations.simulate import simulate
+
+pytestmark = pytest.mark.integration  # starts real processes
 
 HEAD = PROJECT_ROOT / "deploy" / "ray" / "head.sh"
 RAY = Path(sys.executable).parent / "ray"

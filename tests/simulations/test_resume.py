@@ -12,14 +12,18 @@ import sys
 import time
 from pathlib import Path
 
-from simulations.flower import descendants, is_alive
+import pytest
+
+from common.processes import descendants, is_alive
+
+pytestmark = pytest.mark.integration  # starts real processes
 
 ROUNDS = 5
 
 
 def _cli(*args: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "simulations.cli", "simulate", "--no-progress", *args],
+        [sys.executable, "-m", "cli.main", "simulate", "--no-progress", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )

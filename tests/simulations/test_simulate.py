@@ -15,6 +15,8 @@ from common.config import RunConfig
 from common.settings import PROJECT_ROOT
 from simulations.simulate import simulate
 
+pytestmark = pytest.mark.integration  # starts real processes
+
 REF_PER_ROUND = 8
 
 
@@ -83,7 +85,7 @@ def test_three_clients_two_rounds_only_soft_predictions_travel(
 def test_statistics_mode_sends_statistics_once_and_deploys_the_grounds_head(
     fixture_data: Path, tmp_path: Path
 ) -> None:
-    from clients.app import latest_student
+    from clients.storage import latest_student
     from common.student_file import load_student
 
     cfg = _three_clients(fixture_data, client_statistics=1, head_epochs=5)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from simulations.scene import SceneTruth, make_scene
+from onboard.scene import SceneTruth, make_scene
 from tests.data.eurosat.make import write_ms
 
 

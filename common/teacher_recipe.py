@@ -1,0 +1,38 @@
+"""What makes the ground segment's teacher: its architecture and training settings.
+
+One place for the teacher's cache recipe, and for the list that stands for the teacher in the
+recipes of the models distilled from it (the global student's pre-training in ``server``, the
+pre-installed students in ``common.preinstalled``), so that every cached model is keyed by the
+same teacher.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from common.config import RunConfig
+from common.training import TrainSettings
+
+TEACHER_ARCH = "teacher"
+
+
+def teacher_settings(cfg: RunConfig) -> TrainSettings:
+    return TrainSettings(
+        epochs=cfg.teacher_epochs,
+        batch_size=cfg.batch_size,
+        learning_rate=cfg.learning_rate,
+        seed=cfg.seed,
+    )
+
+
+def teacher_recipe(cfg: RunConfig) -> dict[str, Any]:
+    """What, besides the data (:func:`common.model_cache.recipe_key`), makes the teacher's
+    weights: its architecture and training settings (no round count, no client knob)."""
+    return {"arch": TEACHER_ARCH, **teacher_settings(cfg).__dict__}
+
+
+def teacher_key(cfg: RunConfig) -> list[int | float]:
+    """What stands for the teacher in the cache recipes of the models distilled from it: its
+    training settings, in the order the cached models were keyed by."""
+    settings = teacher_settings(cfg)
+    return [settings.epochs, settings.learning_rate, settings.batch_size, settings.seed]
