@@ -59,7 +59,8 @@ def robust_summary(report: dict[str, Any], out: Path) -> str:
         f"clean {report['clean']['final_accuracy']:.4f}, attacked with the mean "
         f"{report['attacked_mean']['final_accuracy']:.4f}, attacked with "
         f"{report['attacked_robust']['rule']} "
-        f"{report['attacked_robust']['final_accuracy']:.4f}; report: {out / 'robust.json'}"
+        f"{report['attacked_robust']['final_accuracy']:.4f}; no-client control "
+        f"{report['control']['final_accuracy']:.4f}; report: {out / 'robust.json'}"
     )
 
 

@@ -16,6 +16,7 @@ ROBUST = {
     "clean": {"final_accuracy": 0.8},
     "attacked_mean": {"final_accuracy": 0.5},
     "attacked_robust": {"final_accuracy": 0.75, "rule": "median"},
+    "control": {"final_accuracy": 0.7},
 }
 FLEET = {
     "scenario": "leo50",
@@ -52,7 +53,7 @@ def rendered(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Path, Path]]:
         (
             RobustBench(rule="median"),
             "clean 0.8000, attacked with the mean 0.5000, attacked with median 0.7500; "
-            "report: {out}/robust.json",
+            "no-client control 0.7000; report: {out}/robust.json",
         ),
         (
             FleetBench(),
