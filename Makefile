@@ -3,7 +3,10 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-stamp
+# Two stamps: `make run` needs the package and its runtime dependencies only; the linters
+# and test tools (the dev extra) are installed by the targets that use them.
+RUN_STAMP := $(VENV)/.installed-run
+STAMP := $(VENV)/.installed-dev
 OUT ?= runs/default
 PACKAGES := cli simulations server clients onboard common
 
@@ -11,16 +14,20 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install run test lint format clean prometheus
 
+$(RUN_STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -e .
+	@touch $(RUN_STAMP)
+
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	@touch $(STAMP)
+	@touch $(STAMP) $(RUN_STAMP)
 
 install: $(STAMP)
 
 ## run: the default federated-distillation simulation on the real EuroSAT RGB data
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(BIN)/skydistill simulate --out $(OUT)
 
 ## lint: ruff, mypy, and the import layering (import-linter contracts in pyproject.toml)

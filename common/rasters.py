@@ -1,7 +1,7 @@
 """Read labelled raster folders with rasterio, once, into a cache keyed by the data manifest.
 
 A folder holds one sub-folder per class (``<Class>/<file>``) and optionally ``manifest.csv``
-(``path,class,sha256``). Decoding 17,000 JPEG tiles takes ~15 s, so the decoded arrays are cached
+(``path,class,sha256``). Decoding 17,000 JPEG tiles takes 10-20 s, so the decoded arrays are cached
 as ``.npy`` files under ``SKYDISTILL_CACHE`` and memory-mapped by every process afterwards.
 """
 
@@ -11,8 +11,10 @@ import csv
 import functools
 import hashlib
 import logging
+import os
 import warnings
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,22 +48,28 @@ class LabelledArrays:
 
 def read_raster(path: Path, spec: DatasetSpec) -> np.ndarray:
     """Read one tile as (C, H, W) in the dataset's dtype, or raise a typed error saying why."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        return _read_raster(path, spec)
+
+
+def _read_raster(path: Path, spec: DatasetSpec) -> np.ndarray:
+    """:func:`read_raster` without its warning filter (``catch_warnings`` is process-wide and
+    not thread-safe: :func:`decode_folder` sets it once around its decoding threads)."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.open(path) as src:
-                if src.count != spec.num_bands:
-                    raise BandMismatchError(
-                        f"{path}: has {src.count} bands, the {spec.key} dataset expects "
-                        f"{spec.num_bands} ({', '.join(spec.band_names)})"
-                    )
-                if src.dtypes[0] != spec.dtype:
-                    raise BandMismatchError(
-                        f"{path}: pixels are {src.dtypes[0]}, the {spec.key} dataset expects "
-                        f"{spec.dtype}"
-                    )
-                data: np.ndarray = src.read()
-                nodata = src.nodata
+        with rasterio.open(path) as src:
+            if src.count != spec.num_bands:
+                raise BandMismatchError(
+                    f"{path}: has {src.count} bands, the {spec.key} dataset expects "
+                    f"{spec.num_bands} ({', '.join(spec.band_names)})"
+                )
+            if src.dtypes[0] != spec.dtype:
+                raise BandMismatchError(
+                    f"{path}: pixels are {src.dtypes[0]}, the {spec.key} dataset expects "
+                    f"{spec.dtype}"
+                )
+            data: np.ndarray = src.read()
+            nodata = src.nodata
     except RasterioIOError as exc:
         raise RasterReadError(f"{path}: cannot be read as a raster ({exc})") from exc
     if nodata is not None and bool(np.all(data == nodata)):
@@ -131,19 +139,33 @@ def _cache_key(folder: Path, spec: DatasetSpec, files: list[tuple[str, int]]) ->
     return h.hexdigest()[:20]
 
 
+def _read_or_reason(path: Path, spec: DatasetSpec) -> np.ndarray | str:
+    """The tile, or why it cannot be used (the reason a skipped file is logged with)."""
+    try:
+        return _read_raster(path, spec)
+    except (RasterReadError, BandMismatchError) as exc:
+        return str(exc)
+
+
 def decode_folder(folder: Path, spec: DatasetSpec) -> LabelledArrays:
-    """Decode every tile; unreadable or mismatched files are skipped, counted and logged."""
+    """Decode every tile; unreadable or mismatched files are skipped, counted and logged.
+
+    GDAL decodes outside the GIL, so a thread per core decodes in parallel (17,000 JPEG
+    tiles: ~20 s on one core, about half that on two); the order stays the files' order."""
     files = list_files(folder, spec)
     images: list[np.ndarray] = []
     labels: list[int] = []
     skipped: list[tuple[str, str]] = []
-    for rel, label in files:
-        try:
-            images.append(read_raster(folder / rel, spec))
-            labels.append(label)
-        except (RasterReadError, BandMismatchError) as exc:
-            skipped.append((rel, str(exc)))
-            log.warning("skipping %s", exc)
+    with warnings.catch_warnings(), ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        decoded = pool.map(lambda f: _read_or_reason(folder / f[0], spec), files, chunksize=64)
+        for (rel, label), tile in zip(files, decoded, strict=True):
+            if isinstance(tile, str):
+                skipped.append((rel, tile))
+                log.warning("skipping %s", tile)
+            else:
+                images.append(tile)
+                labels.append(label)
     if not images:
         reasons = Counter(reason.split(": ", 1)[-1] for _, reason in skipped)
         top = "; ".join(f"{n} x {why}" for why, n in reasons.most_common(3))

@@ -32,9 +32,8 @@ from common.config import RunConfig
 from common.federation import Federation, Split
 from common.model_cache import load_or_train
 from common.models import build_model
-from common.teacher_recipe import teacher_key
+from common.preinstalled import PLANNED_ROUNDS, global_recipe, global_schedule, global_settings
 from common.training import (
-    TrainSettings,
     accuracy,
     epochs_text,
     fit,
@@ -45,10 +44,8 @@ from server.distil import distil_towards
 
 log = logging.getLogger(__name__)
 
-# The round count pre-training plans its share of the learning-rate cycle for: the default
-# num-rounds, so a default run's schedule (and so its weights) is the one-cycle over the whole
-# run that it was before the cycle was split.
-PLANNED_ROUNDS = 10
+__all__ = ["GLOBAL_STUDENT_FILE", "PLANNED_ROUNDS", "GlobalStudent"]
+
 GLOBAL_STUDENT_FILE = "global-student.pt"  # its state_dict, in out-dir at the end of a run
 
 
@@ -59,23 +56,13 @@ class GlobalStudent:
         self.model = build_model(
             cfg.global_student, fed.spec.num_bands, fed.num_classes, seed=cfg.seed
         )
-        self.settings = TrainSettings(
-            epochs=cfg.server_epochs,
-            batch_size=cfg.batch_size,
-            learning_rate=cfg.learning_rate,
-            seed=cfg.seed,
-        )
+        self.settings = global_settings(cfg)
         self.archive: Split = fed.split(fed.partition.archive)
         self.reference = fed.reference_images(np.arange(len(fed.partition.reference)))
         self.test: Split = fed.test_split()
         # One learning-rate cycle over pre-training and every round (see the module's doc):
         # pre-training's part is planned for PLANNED_ROUNDS rounds, whatever num-rounds is.
-        bs = cfg.batch_size
-        self.pretrain_steps = cfg.global_pretrain_epochs * math.ceil(
-            max(len(self.archive), len(self.reference)) / bs
-        )
-        self.round_steps = cfg.server_epochs * math.ceil(len(self.reference) / bs)
-        self.planned_steps = self.pretrain_steps + PLANNED_ROUNDS * self.round_steps
+        self.pretrain_steps, self.round_steps, self.planned_steps = global_schedule(cfg, fed)
         self.total_steps = self.pretrain_steps + cfg.num_rounds * self.round_steps
         self.optimizer = make_optimizer(self.model, self.settings)
 
@@ -91,15 +78,10 @@ class GlobalStudent:
 
     def pretrain_recipe(self) -> dict[str, Any]:
         """What, besides the data (:func:`common.model_cache.recipe_key`), makes the
-        pre-trained weights: no round count (pre-training plans for PLANNED_ROUNDS)."""
-        cfg = self.cfg
-        return {
-            "arch": cfg.global_student,
-            "temperature": cfg.temperature,
-            "teacher": teacher_key(cfg),
-            "schedule": [self.pretrain_steps, self.planned_steps],
-            **replace(self.settings, epochs=cfg.global_pretrain_epochs).__dict__,
-        }
+        pre-trained weights: no round count (pre-training plans for PLANNED_ROUNDS). The
+        pre-installed student of its architecture is the same cache entry
+        (:func:`common.preinstalled.cache_entry`)."""
+        return global_recipe(self.cfg, self.fed)
 
     def pretrain(self, teacher_probs: np.ndarray, *, progress: bool = False) -> float:
         """Start from the archive and the teacher (cached): what the ground segment knows.
@@ -132,6 +114,7 @@ class GlobalStudent:
             f"the {cfg.global_student} global student on {len(self.archive):,} labelled archive "
             f"tiles and the teacher's soft labels on {len(self.reference):,} reference tiles for "
             f"{epochs_text(settings.epochs)}; it is the server's model, which the rounds refine"
+            ", and the pre-installed student that clients of its architecture start from"
         )
         _, score = load_or_train(
             f"global-{cfg.global_student}",

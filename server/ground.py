@@ -17,6 +17,7 @@ from torch import nn
 from common.class_stats import STATISTICS_BACKBONE
 from common.config import RunConfig
 from common.federation import Federation, load_federation
+from common.preinstalled import shares_global
 from common.training import predict_proba
 from server.global_student import GlobalStudent
 from server.preinstall import preinstall
@@ -53,6 +54,23 @@ class GroundSegment:
         return accuracies
 
 
+def preinstalled_archs(cfg: RunConfig) -> list[str]:
+    """The architectures whose pre-installed students the run needs: those of the roles its
+    clients have (the FedAvg baseline: its one student), plus the statistics' backbone."""
+    if cfg.method == "fedavg":
+        return [cfg.student or "tiny"]
+    archs: set[str] = set()
+    if cfg.client_init == "pretrained":
+        roles = cfg.role_cycle
+        if not cfg.scenario:  # clients take the roles in turn: fewer clients, fewer roles
+            roles = roles[: max(1, cfg.num_clients)]
+        archs = {cfg.arch_of(role) for role in roles}
+    if cfg.client_statistics:
+        # every node holds the shared backbone whose features the statistics are in
+        archs.add(STATISTICS_BACKBONE)
+    return sorted(archs)
+
+
 def prepare(cfg: RunConfig, *, progress: bool = False) -> GroundSegment:
     """Load the data and train (or find cached) the teacher, the global student and the
     pre-installed students, in that order.
@@ -83,18 +101,12 @@ def prepare(cfg: RunConfig, *, progress: bool = False) -> GroundSegment:
         log.info("global student starts at test accuracy %.4f", start)
         lap("global-student")
     preinstalled: dict[str, float] = {}
-    if cfg.client_init == "pretrained" or cfg.method == "fedavg" or cfg.client_statistics:
-        archs = sorted({cfg.arch_of(role) for role in cfg.role_cycle})
-        if cfg.client_init != "pretrained" and cfg.method == "fedkd":
-            archs = []
-        if cfg.method == "fedavg":
-            archs = [cfg.student or "tiny"]
-        if cfg.client_statistics and cfg.method == "fedkd":
-            # every node holds the shared backbone whose features the statistics are in
-            archs = sorted({*archs, STATISTICS_BACKBONE})
-        for arch in archs:
-            preinstalled[arch] = preinstall(cfg, fed, arch, teacher_probs, progress=progress)
-            lap(f"preinstall-{arch}")
+    for arch in preinstalled_archs(cfg):
+        if cfg.method == "fedkd" and shares_global(cfg, arch):
+            preinstalled[arch] = start  # the global student's pre-training, just done
+            continue
+        preinstalled[arch] = preinstall(cfg, fed, arch, teacher_probs, progress=progress)
+        lap(f"preinstall-{arch}")
     return GroundSegment(
         fed, teacher, teacher_probs, teacher_accuracy, student, start, preinstalled, seconds
     )

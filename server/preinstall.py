@@ -21,8 +21,9 @@ from common.config import RunConfig
 from common.federation import Federation
 from common.model_cache import load_or_train
 from common.models import build_model
-from common.preinstalled import cache_name, recipe
+from common.preinstalled import cache_name, recipe, shares_global
 from common.training import TrainSettings, accuracy, epochs_text, fit
+from server.global_student import GlobalStudent
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,13 @@ def preinstall(
 ) -> float:
     """Train (or find cached) the pre-installed ``arch`` student; return its test accuracy.
 
-    ``progress``: show a bar over its epochs (a cold training takes a minute or two)."""
+    ``progress``: show a bar over its epochs (a cold training takes a minute or two). The
+    student of the global student's architecture is the global student's pre-training
+    (:func:`common.preinstalled.shares_global`): trained once for both."""
+    if shares_global(cfg, arch):
+        score = GlobalStudent(fed, cfg).pretrain(teacher_probs, progress=progress)
+        log.info("pre-installed %s student (the global student's pre-training): %.4f", arch, score)
+        return score
     settings = TrainSettings(
         epochs=cfg.preinstall_epochs,
         batch_size=cfg.batch_size,

@@ -109,8 +109,9 @@ def preinstall_students(
     """Prepare the ground segment for ``cfg`` and copy each role's pre-installed student
     from the ground's cache into ``out`` (one file per architecture)."""
     from common.model_cache import cache_path  # heavy imports (torch)
-    from common.preinstalled import cache_name, recipe
+    from common.preinstalled import cache_entry
     from server.ground import prepare
+    from server.preinstall import preinstall
 
     archs = agent_archs(cfg)
     if not archs:
@@ -119,7 +120,12 @@ def preinstall_students(
     out.mkdir(parents=True, exist_ok=True)
     copied: dict[str, Path] = {}
     for arch in dict.fromkeys(archs.values()):
-        source = cache_path(cache_name(arch), ground.fed, recipe(cfg, arch))
+        if arch not in ground.preinstalled_accuracy:  # a role the simulated clients lack
+            ground.preinstalled_accuracy[arch] = preinstall(
+                cfg, ground.fed, arch, ground.teacher_probs, progress=progress
+            )
+        name, entry = cache_entry(cfg, ground.fed, arch)
+        source = cache_path(name, ground.fed, entry)
         if not source.is_file():  # prepare() just wrote it: only a concurrent clean-up
             raise DataNotFoundError(
                 f"the pre-installed {arch} student is missing from the ground's cache "

@@ -7,6 +7,7 @@ import argparse
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -15,10 +16,10 @@ from cli import main as cli
 from cli import preinstall as preinstall_cli
 from common.config import RunConfig
 from common.errors import ConfigError
-from common.federation import load_federation
+from common.federation import Federation, load_federation
 from common.help_format import use_everywhere
 from common.model_cache import cache_path
-from common.preinstalled import cache_name, preinstalled_student, recipe
+from common.preinstalled import cache_entry, preinstalled_student
 from common.settings import cache_dir
 from common.training import accuracy
 from simulations.deployment import agent_archs
@@ -83,10 +84,7 @@ def test_the_files_appear_in_out_and_load_as_the_agents_preinstalled_students(
     cfg = preinstall_cli.read_run_config(run_toml, str(fixture_data))
     fed = load_federation(cfg)
     ground_cache = cache_dir()
-    names = {
-        arch: cache_path(cache_name(arch), fed, recipe(cfg, arch)).name
-        for arch in ROLE_ARCHS.values()
-    }
+    names = {arch: cache_path(*_entry(cfg, fed, arch)).name for arch in ROLE_ARCHS.values()}
     assert sorted(p.name for p in out.iterdir()) == sorted(names.values())  # only the .pt files
     for role, arch in ROLE_ARCHS.items():
         copy = out / names[arch]
@@ -195,3 +193,8 @@ def test_data_dir_replaces_the_run_configs_own(tmp_path: Path) -> None:
     cfg = preinstall_cli.read_run_config(run_toml, "/ground/public")
     assert (cfg.data_dir, cfg.seed, cfg.num_clients) == ("/ground/public", 1907, 3)
     assert preinstall_cli.read_run_config(run_toml, "").data_dir == "/nonexistent/public"
+
+
+def _entry(cfg: RunConfig, fed: Federation, arch: str) -> tuple[str, Federation, dict[str, Any]]:
+    name, recipe = cache_entry(cfg, fed, arch)
+    return name, fed, recipe

@@ -12,11 +12,11 @@ import torch
 from common.config import RunConfig
 from common.federation import load_federation
 from common.model_cache import cache_path
-from common.preinstalled import cache_name, recipe
+from common.preinstalled import cache_entry, preinstalled_student, recipe
 from common.teacher_recipe import teacher_key, teacher_recipe
 from common.training import one_cycle
 from server.global_student import PLANNED_ROUNDS, GlobalStudent
-from server.ground import prepare
+from server.ground import preinstalled_archs, prepare
 
 
 def _config(fixture_data: Path, **overrides: object) -> RunConfig:
@@ -42,7 +42,8 @@ def _keys(cfg: RunConfig) -> dict[str, str]:
         ).name,
     }
     for arch in ("tiny", "small", "medium"):
-        keys[arch] = cache_path(cache_name(arch), fed, recipe(cfg, arch)).name
+        name, entry = cache_entry(cfg, fed, arch)
+        keys[arch] = cache_path(name, fed, entry).name
     return keys
 
 
@@ -65,12 +66,24 @@ def test_the_round_count_is_in_no_ground_models_cache_key(fixture_data: Path) ->
     base = _keys(_config(fixture_data, num_rounds=10))
     for rounds in (1, 3, 30):
         assert _keys(_config(fixture_data, num_rounds=rounds)) == base
-    # Pre-training epochs shape the global student only; the seed shapes every model.
+    # The pre-installed student of the global student's architecture is its pre-training.
+    assert base["small"] == base["global"]
+    # Pre-training epochs shape the global student (and so that student) only; the seed
+    # shapes every model.
     more = _keys(_config(fixture_data, global_pretrain_epochs=3))
     assert more["global"] != base["global"]
-    assert {k: v for k, v in more.items() if k != "global"} == {
-        k: v for k, v in base.items() if k != "global"
+    assert more["small"] == more["global"]
+    assert {k: v for k, v in more.items() if k not in ("global", "small")} == {
+        k: v for k, v in base.items() if k not in ("global", "small")
     }
+    # Without pre-training the global student starts untrained: its architecture's
+    # pre-installed student is trained on its own recipe again.
+    none = _keys(_config(fixture_data, global_pretrain_epochs=0))
+    fed = load_federation(_config(fixture_data))
+    assert (
+        none["small"]
+        == cache_path("preinstalled-small", fed, recipe(_config(fixture_data), "small")).name
+    )
     seeded = _keys(_config(fixture_data, seed=7))
     assert all(seeded[k] != base[k] for k in base)
     teacher = _keys(_config(fixture_data, teacher_epochs=2))
@@ -105,8 +118,18 @@ def test_a_cold_preparation_shows_each_phase_and_another_round_count_reuses_it(
     bars = capsys.readouterr().err
     assert "teacher (ResNet-style, labels the reference set): epoch 1/1" in bars
     assert "global student (small CNN, the server's model the rounds refine): epoch 2/2" in bars
-    for arch, role in (("tiny", "satellite"), ("small", "drone"), ("medium", "ground-station")):
+    for arch, role in (("tiny", "satellite"), ("medium", "ground-station")):
         assert f"pre-installed {arch} student (what {role} clients start from): epoch" in bars
+    # One training serves the global student and the drones' small student.
+    assert "pre-installed small student" not in bars
+    assert set(first.preinstalled_accuracy) == {"tiny", "small", "medium"}
+    assert first.preinstalled_accuracy["small"] == first.student_start_accuracy
+    assert "preinstall-small" not in first.seconds
+    drone = preinstalled_student(cfg, first.fed, "small")
+    for a, b in zip(
+        drone.state_dict().values(), first.student.model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b)
     log = caplog.text
     n_archive = len(first.fed.partition.archive)
     assert "teacher: not in the cache yet, training the ResNet-style teacher" in log
@@ -119,6 +142,7 @@ def test_a_cold_preparation_shows_each_phase_and_another_round_count_reuses_it(
     again = prepare(replace(cfg, num_rounds=9))  # progress off: library default
     assert capsys.readouterr().err == ""
     assert "not in the cache yet" not in caplog.text
+    assert "preinstalled-small" not in caplog.text
     for name in ("teacher", "global-small", "preinstalled-tiny", "preinstalled-medium"):
         assert f"{name}: found in the cache" in caplog.text
     assert again.teacher_accuracy == first.teacher_accuracy
@@ -129,3 +153,18 @@ def test_a_cold_preparation_shows_each_phase_and_another_round_count_reuses_it(
         strict=True,
     ):
         assert torch.equal(a, b)
+
+
+def test_only_the_roles_a_run_has_get_pre_installed_students(fixture_data: Path) -> None:
+    cfg = _config(fixture_data)
+    assert preinstalled_archs(cfg) == ["medium", "small", "tiny"]  # three clients, three roles
+    # Clients take the roles in turn: two clients are a satellite and a drone.
+    assert preinstalled_archs(replace(cfg, num_clients=2)) == ["small", "tiny"]
+    assert preinstalled_archs(replace(cfg, roles="ground-station")) == ["medium"]
+    assert preinstalled_archs(replace(cfg, student="medium")) == ["medium"]
+    # Clients that start from scratch need none, unless statistics need the shared backbone.
+    assert preinstalled_archs(replace(cfg, client_init="scratch")) == []
+    assert preinstalled_archs(replace(cfg, client_init="scratch", client_statistics=1)) == ["tiny"]
+    # The FedAvg baseline starts every client from its one student.
+    assert preinstalled_archs(replace(cfg, method="fedavg")) == ["tiny"]
+    assert preinstalled_archs(replace(cfg, method="fedavg", student="small")) == ["small"]
