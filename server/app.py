@@ -53,6 +53,8 @@ def run(grid: Grid, cfg: RunConfig) -> None:
     ground = prepare(cfg)
     clock = run_clock(started, ground.seconds, handover)
     log.info("ground segment seconds: %s", format_seconds(clock.phases))
+    if handover is not None:  # this ServerApp's own, summed above as server-ground
+        log.info("server-ground seconds: %s", format_seconds(ground.seconds))
     check_simulated_nodes(grid, cfg.num_clients)
     history = History(config=cfg.to_mapping(), out_dir=out_dir, clock=clock)
     history.teacher_accuracy = ground.teacher_accuracy

@@ -107,6 +107,7 @@ def _check_seconds(report: dict[str, Any], out: Path) -> None:
     assert "client-evaluate" not in report["rounds"][0]["phase_seconds"]
     log = (out / "server.log").read_text()
     assert "round 2 seconds: send " in log and "run seconds: data " in log
+    assert "server-ground seconds: data " in log  # the ServerApp's own cache loads
 
 
 def test_statistics_mode_sends_statistics_once_and_deploys_the_grounds_head(
