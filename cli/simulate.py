@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from cli.options import add_mirror, add_set, build, explicit, given_flags
+from common import keys
 from common.config import RunConfig
 from common.errors import ConfigError
 from common.help_format import DefaultsHelpFormatter
@@ -140,6 +141,27 @@ def _print_final(report: dict[str, Any], out: Path) -> None:
         f"{final['rounds_completed']} rounds"
         + (f" (teacher {teacher:.4f})" if teacher is not None else "")
         + f", {final['seconds']:.0f} s of rounds; report: {out / 'report.json'}"
+    )
+    run = report.get("phase_seconds")
+    if isinstance(run, dict) and run:
+        print(f"where the run's time went: {_seconds(run)}")
+    rounds = [r.get("phase_seconds") for r in report.get("rounds", [])]
+    if rounds and all(isinstance(r, dict) and r for r in rounds):
+        print(f"a round on average: {_seconds(mean_phases(rounds), digits=2)}")
+
+
+def mean_phases(rounds: list[dict[str, float]]) -> dict[str, float]:
+    """Each phase's mean over ``rounds`` (a phase a round lacks counts 0 there, so the means
+    add up to the mean total), in the order the phases first appear."""
+    order = list(dict.fromkeys(k for r in rounds for k in r))
+    last = [k for k in (keys.PHASE_OTHER, keys.PHASE_TOTAL) if k in order]  # they stay last
+    order = [k for k in order if k not in last] + last
+    return {k: sum(float(r.get(k, 0.0)) for r in rounds) / len(rounds) for k in order}
+
+
+def _seconds(phases: dict[str, Any], digits: int = 1) -> str:
+    return ", ".join(
+        f"{k} {v:.{digits}f} s" for k, v in phases.items() if isinstance(v, int | float)
     )
 
 

@@ -65,3 +65,25 @@ NODE_NUM_THREADS = "num-threads"  # torch threads of each local round (default 1
 # Edge agents (`skydistill agent`): a stable name and where the node keeps its students
 NODE_NAME = "node-name"
 NODE_STATE_DIR = "state-dir"
+
+# report.json: wall seconds of each phase. A round's ``phase_seconds`` (they add up to its
+# ``seconds``), in the order they happen:
+PHASE_SEND = "send"  # configure_train: sample the nodes, encode K_t, build the train messages
+PHASE_CLIENTS = "clients"  # train messages handed to Flower -> the last reply created
+PHASE_RECEIVE = "receive"  # the last reply created -> the replies in the server's hands
+PHASE_AGGREGATE = "aggregate"  # aggregate_train: validate, aggregate, update the knowledge
+PHASE_CLIENT_EVALUATE = "client-evaluate"  # clients score their students (evaluate rounds)
+PHASE_DISTIL = "distil"  # the global student learns from K_t+1
+PHASE_EVALUATE = "evaluate"  # the global (FedAvg: averaged) model on the test split
+PHASE_REFINE = "refine"  # the teacher refined towards K_t+1 and scored (teacher-refine-epochs)
+PHASE_CHECKPOINT = "checkpoint"  # OUT/checkpoint.pt written
+PHASE_OTHER = "other"  # the rest: Flower's loop between the hooks, bookkeeping
+PHASE_TOTAL = "total"
+# The run's ``phase_seconds`` (top level): the ground segment's own keys (data, teacher,
+# global-student, preinstall-<arch>, as server/ground.py names them), then:
+PHASE_FLOWER_START = "flower-start"  # simulate: ground ready -> the ServerApp running
+PHASE_SERVER_GROUND = "server-ground"  # simulate: the ServerApp loading the ground again
+PHASE_SETUP = "setup"  # strategy, class statistics and heads, node discovery, resumption
+PHASE_ROUNDS = "rounds"  # the rounds' seconds, summed
+PHASE_FINISH = "finish"  # after the last round until the final report: exporter, student
+# PHASE_OTHER and PHASE_TOTAL close it too.

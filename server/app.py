@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 
 import torch
 from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
 
+from common import keys
 from common.config import RunConfig
 from server import metrics
 from server.build import build_refiner, build_strategy, round_configs
@@ -25,6 +27,7 @@ from server.logs import configure_logging, server_log
 from server.nodes import check_simulated_nodes
 from server.plots import finish_report
 from server.rounds import ServerRound
+from server.timings import format_seconds, run_clock, take_over
 
 log = logging.getLogger(__name__)
 
@@ -40,19 +43,28 @@ def main(grid: Grid, context: Context) -> None:
 
 
 def run(grid: Grid, cfg: RunConfig) -> None:
+    started = time.time()
+    out_dir = Path(cfg.out_dir) if cfg.out_dir else None
+    handover = take_over(out_dir, cfg)  # what skydistill simulate measured before Flower
     torch.manual_seed(cfg.seed)
     # Ray limits the driver to one intra-op thread; the server's training runs while the
     # simulated clients are idle, so let it use every core.
     torch.set_num_threads(os.cpu_count() or 1)
     ground = prepare(cfg)
+    clock = run_clock(started, ground.seconds, handover)
+    log.info("ground segment seconds: %s", format_seconds(clock.phases))
+    if handover is not None:  # this ServerApp's own, summed above as server-ground
+        log.info("server-ground seconds: %s", format_seconds(ground.seconds))
     check_simulated_nodes(grid, cfg.num_clients)
-    history = History(config=cfg.to_mapping(), out_dir=Path(cfg.out_dir) if cfg.out_dir else None)
+    history = History(config=cfg.to_mapping(), out_dir=out_dir, clock=clock)
     history.teacher_accuracy = ground.teacher_accuracy
     history.start_accuracy = ground.student_start_accuracy
     if cfg.method == "fedavg":
         with metrics.serving(cfg.metrics_address, cfg.metrics_linger):
             run_fedavg(grid, cfg, ground, history)
+        clock.lap(keys.PHASE_FINISH)  # the model saved, the exporter's linger
         finish_report(history)
+        log.info("run seconds: %s", format_seconds(history.phase_seconds()))
         return
     strategy, refiner = build_strategy(cfg, ground, grid), build_refiner(cfg, ground)
     fed, student = ground.fed, ground.student
@@ -66,6 +78,7 @@ def run(grid: Grid, cfg: RunConfig) -> None:
         kind, rule, cfg.codec, cfg.dataset, teacher_accuracy=ground.teacher_accuracy
     )
     with metrics.serving(cfg.metrics_address, cfg.metrics_linger):
+        clock.lap(keys.PHASE_SETUP)
         strategy.start(
             grid,
             strategy.knowledge_record(),
@@ -75,4 +88,5 @@ def run(grid: Grid, cfg: RunConfig) -> None:
             evaluate_config=evaluate_config,
             evaluate_fn=after,
         )
+        clock.restart()  # what follows, the exporter's linger included, is the finish
     after.finish()

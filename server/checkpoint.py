@@ -1,8 +1,9 @@
 """Server state after every completed round, so that a crashed server loses nothing.
 
 A checkpoint holds what the next round depends on: the round number, the knowledge, the
-global student and its optimiser, the client-sampling random state, the metric history and,
-when the teacher is refined (``teacher-refine-epochs``), the refined teacher and its optimiser.
+global student and its optimiser, the client-sampling random state, the metric history (and
+the run's seconds by phase so far) and, when the teacher is refined
+(``teacher-refine-epochs``), the refined teacher and its optimiser.
 It is written atomically (temp file, fsync, rename) with a format version, and only resumed
 by a run whose config and data split are the same; otherwise the message names what differs.
 """
@@ -132,6 +133,8 @@ def snapshot(
             "teacher_accuracy": history.teacher_accuracy,
             "start_accuracy": history.start_accuracy,
             "rounds": [r.__dict__.copy() for r in rounds],
+            # the run's phases so far (report.json's phase_seconds): a resumption adds them
+            "phase_seconds": history.phase_seconds(rounds),
         },
         teacher=refiner.state() if refiner is not None else None,
         statistics=(
@@ -193,4 +196,5 @@ def restore(
     history.teacher_accuracy = float(ckpt.history["teacher_accuracy"])
     history.start_accuracy = float(ckpt.history["start_accuracy"])
     history.rounds = [RoundRecord(**r) for r in ckpt.history["rounds"]]
+    history.clock.add_earlier(ckpt.history.get("phase_seconds") or {})
     log.info("resuming after round %d from the checkpoint", ckpt.round)

@@ -31,6 +31,7 @@ from common.training import accuracy
 from server import metrics
 from server.ground import GroundSegment
 from server.history import History, RoundRecord
+from server.timings import Laps, Sent, close
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,8 @@ class Counting(FedAvg):
 
     After each ``configure_train`` and ``aggregate_train``, ``current`` holds the round's
     record (clients selected, ok and failed, bytes down and up, the clients' samples and
-    seconds) and ``round_started`` the ``time.perf_counter()`` of its start.
+    seconds, the phases timed so far: send, clients, receive, aggregate) and
+    ``round_started`` the ``time.perf_counter()`` of its start.
 
     Parameters
     ----------
@@ -63,6 +65,7 @@ class Counting(FedAvg):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.current: RoundRecord | None = None
         self.round_started = 0.0
+        self._sent = Sent(0.0, 0.0)  # when the round's messages went to Flower
 
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
@@ -74,13 +77,20 @@ class Counting(FedAvg):
             clients_selected=len(messages),
             bytes_down=arrays.count_bytes() * len(messages),
         )
+        self._sent = Sent.now()
+        self.current.phase_seconds[keys.PHASE_SEND] = self._sent.perf - self.round_started
         return messages
 
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        """Count the replies, then Flower's aggregation; timed as FedKD's (server/timings.py):
+        ``clients`` and ``receive`` until the replies are in, ``aggregate`` after."""
+        arrived = time.perf_counter()
         replies = list(replies)
         record = self.current or RoundRecord(round=server_round)
+        created = (m.metadata.created_at for m in replies)
+        record.phase_seconds.update(self._sent.split(created, arrived))
         ok = [m for m in replies if not m.has_error()]
         record.clients_ok = len(ok)
         record.clients_failed = record.clients_selected - len(ok)
@@ -92,10 +102,15 @@ class Counting(FedAvg):
             if isinstance(reply_metrics, MetricRecord):
                 samples = reply_metrics.get(keys.TRAIN_SAMPLES, 0)
                 seconds = reply_metrics.get(keys.CLIENT_SECONDS, 0.0)
+                own = float(seconds) if isinstance(seconds, int | float) else 0.0
                 record.client_train_samples += samples if isinstance(samples, int) else 0
-                record.client_seconds += float(seconds) if isinstance(seconds, int | float) else 0
+                record.client_seconds += own
+                record.client_seconds_max = max(record.client_seconds_max, own)
         self.current = record
-        return super().aggregate_train(server_round, replies)
+        try:
+            return super().aggregate_train(server_round, replies)
+        finally:
+            record.phase_seconds[keys.PHASE_AGGREGATE] = time.perf_counter() - arrived
 
 
 class CountingFedAvg(Counting, FedAvg):
@@ -142,6 +157,7 @@ class CountingFedAdam(Counting, FedAdam):
         arrays, aggregated = super().aggregate_train(server_round, replies)
         if arrays is None:
             return arrays, aggregated
+        adjusting = time.perf_counter()
         # the replies passed FedAvg's consistency checks: Flower's own weighted mean of them
         mean = aggregate_arrayrecords(
             [m.content for m in replies if not m.has_error()], self.weighted_by_key
@@ -150,6 +166,9 @@ class CountingFedAdam(Counting, FedAdam):
         out = ArrayRecord(
             {k: Array(np.asarray(v).astype(sent[k].dtype)) for k, v in values.items()}
         )
+        if self.current is not None:  # part of the aggregation too
+            phases = self.current.phase_seconds
+            phases[keys.PHASE_AGGREGATE] += time.perf_counter() - adjusting
         return out, aggregated
 
 
@@ -182,9 +201,11 @@ def run_fedavg(grid: Grid, cfg: RunConfig, ground: GroundSegment, history: Histo
         if server_round == 0 or record is None:
             return None
         previous = history.rounds[-1].global_accuracy if history.rounds else None
+        laps = Laps(record.phase_seconds)
         model.load_state_dict(arrays.to_torch_state_dict())
         record.global_accuracy = accuracy(model, test.x, test.y)
-        record.seconds = time.perf_counter() - strategy.round_started
+        laps.lap(keys.PHASE_EVALUATE)
+        record.seconds = close(record.phase_seconds, strategy.round_started)
         history.add(record)
         metrics.observe_round(record, previous)
         return MetricRecord({"accuracy": record.global_accuracy})
@@ -209,6 +230,7 @@ def run_fedavg(grid: Grid, cfg: RunConfig, ground: GroundSegment, history: Histo
         cfg.fedavg_epochs,
         cfg.fedavg_bn,
     )
+    history.clock.lap(keys.PHASE_SETUP)
     result = strategy.start(
         grid,
         ArrayRecord(model.state_dict()),
@@ -217,6 +239,7 @@ def run_fedavg(grid: Grid, cfg: RunConfig, ground: GroundSegment, history: Histo
         train_config=train_config,
         evaluate_fn=evaluate,
     )
+    history.clock.restart()  # the model's save is the start of the run's finish
     if cfg.out_dir:
         state = result.arrays.to_torch_state_dict()
         path = Path(cfg.out_dir) / GLOBAL_MODEL_FILE

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from common.atomic import atomic_write
+from server.timings import RunClock, format_seconds
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,12 @@ class RoundRecord:
     teacher_agreement: float = float("nan")
     # The refined teacher on the test split after this round (teacher-refine-epochs > 0).
     teacher_accuracy: float | None = None
+    # Wall seconds of the whole round: from configure_train to its checkpoint written.
     seconds: float = 0.0
+    # ... by phase (common/keys.py PHASE_*, in the order they happen; they add up to
+    # ``seconds``): send, clients, receive, aggregate, client-evaluate, distil, evaluate,
+    # refine, checkpoint, other, total. Only the phases the round had.
+    phase_seconds: dict[str, float] = field(default_factory=dict)
     # Fleet scenarios: simulated hours at the end of the round, and replies that arrived in a
     # later contact (held, then accepted down-weighted or dropped as too old).
     simulated_hours: float | None = None
@@ -48,6 +54,8 @@ class RoundRecord:
     # training step, and the seconds of their train functions.
     client_train_samples: int = 0
     client_seconds: float = 0.0
+    # ... the longest of those train functions: the busiest client's own seconds.
+    client_seconds_max: float = 0.0
     # What each reply carried: records and array shapes (audit that only soft labels travel).
     replies: list[dict[str, Any]] = field(default_factory=list)
 
@@ -71,6 +79,7 @@ class History:
     teacher_accuracy: float = float("nan")
     start_accuracy: float = float("nan")  # global student before round 1
     rounds: list[RoundRecord] = field(default_factory=list)
+    clock: RunClock = field(default_factory=RunClock)  # the run's phases (ground, setup, ...)
 
     def add(self, record: RoundRecord) -> None:
         self.rounds.append(record)
@@ -86,12 +95,21 @@ class History:
             record.bytes_down,
             record.seconds,
         )
+        if record.phase_seconds:
+            log.info("round %d seconds: %s", record.round, format_seconds(record.phase_seconds))
         self.write()
+
+    def phase_seconds(self, rounds: list[RoundRecord] | None = None) -> dict[str, float]:
+        """The run's wall seconds by phase until now, with the seconds of ``rounds`` (default:
+        the rounds in the history) as ``rounds``."""
+        done = self.rounds if rounds is None else rounds
+        return self.clock.report(sum(r.seconds for r in done))
 
     def to_dict(self) -> dict[str, Any]:
         last = self.rounds[-1] if self.rounds else None
         return {
             "config": self.config,
+            "phase_seconds": self.phase_seconds(),
             "rounds": [asdict(r) for r in self.rounds],
             "final": {
                 "global_accuracy": last.global_accuracy if last else None,

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from flwr.app import ArrayRecord, MetricRecord
 
+from common import keys
 from common.config import RunConfig
 from common.errors import CodecError
 from common.federation import Federation
@@ -26,6 +27,7 @@ from server.knowledge import Knowledge
 from server.plots import finish_report
 from server.strategy import FedKD
 from server.teacher import TeacherRefiner
+from server.timings import Laps, close, format_seconds
 
 log = logging.getLogger(__name__)
 
@@ -58,22 +60,35 @@ class ServerRound:
     def run(self, trained: TrainedRound) -> RoundRecord:
         """Complete round ``trained.round``: a copy of its record with the server's part
         (global accuracy, distillation loss, refined teacher's accuracy, times) filled in, and
-        checkpointed, added to the history and exported."""
-        record = replace(trained.record, train_seconds=time.perf_counter() - trained.started)
+        checkpointed, added to the history and exported.
+
+        Its ``phase_seconds`` gain ``distil``, ``evaluate``, ``refine`` and ``checkpoint``.
+        The checkpoint holds the record as it was before the checkpoint was written (without
+        ``checkpoint``, ``seconds`` up to it); the next round's checkpoint holds it whole."""
+        record = replace(
+            trained.record,
+            train_seconds=time.perf_counter() - trained.started,
+            phase_seconds=dict(trained.record.phase_seconds),
+        )
+        laps = Laps(record.phase_seconds)
         previous = self.history.rounds[-1].global_accuracy if self.history.rounds else None
         if not trained.server_update:
             # Nobody's knowledge arrived in this window: the global student stays as it was.
             record.global_accuracy = self.history.start_accuracy if previous is None else previous
         else:
             record.distill_loss = self.student.distil(self.knowledge.current, trained.round)
+            laps.lap(keys.PHASE_DISTIL)
             record.global_accuracy = self.student.evaluate()
+            laps.lap(keys.PHASE_EVALUATE)
             if self.refiner is not None:
                 record.teacher_accuracy = refine_teacher(
                     self.refiner, self.knowledge, trained.round
                 )
-        record.seconds = time.perf_counter() - trained.started
+                laps.lap(keys.PHASE_REFINE)
+        record.seconds = close(record.phase_seconds, trained.started)
         out_dir = self.history.out_dir
         if out_dir is not None:  # the checkpoint first: the report never runs ahead of it
+            laps.restart()
             state = snapshot(
                 self.cfg,
                 self.fed,
@@ -84,6 +99,8 @@ class ServerRound:
                 new_round=record,
             )
             state.save(out_dir)
+            laps.lap(keys.PHASE_CHECKPOINT)
+            record.seconds = close(record.phase_seconds, trained.started)
         self.history.add(record)
         metrics.observe_round(record, previous)
         return record
@@ -93,10 +110,12 @@ class ServerRound:
         benchmarks and deployment), the final report and its plot. Returns the report."""
         if self.history.out_dir is not None:
             self.student.save(self.history.out_dir)
+        self.history.clock.lap(keys.PHASE_FINISH)  # since the clock's restart after the rounds
         path = finish_report(self.history)
         rounds = self.history.rounds
         final = rounds[-1].global_accuracy if rounds else float("nan")
         log.info("run finished: global-student accuracy %.4f, report %s", final, path)
+        log.info("run seconds: %s", format_seconds(self.history.phase_seconds()))
         return path
 
 

@@ -18,6 +18,7 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
+from common import keys
 from common.codec import Codec
 from common.config import RunConfig
 from server import instructions
@@ -28,6 +29,7 @@ from server.history import RoundRecord, TrainedRound
 from server.knowledge import Knowledge
 from server.replies import ClientReply, client_test_accuracy, collect_replies, content_bytes
 from server.sampling import sample_nodes, wait_for_nodes
+from server.timings import Sent
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +110,9 @@ class FedKD(Strategy):
         self.round_offset = 0  # rounds done before a resumption: Flower counts from 1 again
         self._indices = np.empty(0, dtype=np.int64)
         self.current: RoundRecord | None = None
-        self.round_started = 0.0
+        self.round_started = 0.0  # time.perf_counter() when configure_train began
+        self._sent = Sent(0.0, 0.0)  # when its messages went to Flower
+        self._evaluate_started: float | None = None  # ... and configure_evaluate's
         # node id -> scenario client (partition id) and -> student architecture, when known
         self.node_clients: dict[int, int] = {}
         self.node_archs: dict[int, str] = {}
@@ -215,17 +219,33 @@ class FedKD(Strategy):
             simulated_hours=simulated_hours,
         )
         log.info("round %d: %d clients selected", server_round, len(node_ids))
+        self._sent = Sent.now()
+        self.current.phase_seconds[keys.PHASE_SEND] = self._sent.perf - self.round_started
         return messages
 
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        server_round += self.round_offset
-        record = self.current or RoundRecord(round=server_round)
+        """Validate and aggregate the round's replies (:meth:`_aggregate`), timed: the wait
+        for them split into the clients' work and the receipt, then the aggregation."""
+        arrived = time.perf_counter()
+        replies = list(replies)
+        record = self.current or RoundRecord(round=server_round + self.round_offset)
+        self.current = record
+        created = (m.metadata.created_at for m in replies)
+        record.phase_seconds.update(self._sent.split(created, arrived))
+        try:
+            return self._aggregate(server_round + self.round_offset, record, replies)
+        finally:
+            record.phase_seconds[keys.PHASE_AGGREGATE] = time.perf_counter() - arrived
+
+    def _aggregate(
+        self, server_round: int, record: RoundRecord, replies: list[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         shape = (len(self._indices), self.knowledge.shape[1])
         dim = self.statistics.archive.dim if self.statistics is not None else 0
         valid, senders = collect_replies(replies, shape, self.codec, dim, record)
-        self.current = record
+        record.client_seconds_max = max((r.client_seconds for r in valid), default=0.0)
         self.updated = False
         if not self.asks_predictions:  # statistics mode: the replies carry no predictions
             return self._statistics_round(record, valid)
@@ -283,6 +303,7 @@ class FedKD(Strategy):
         server_round += self.round_offset
         if not instructions.evaluation_due(server_round, self.evaluate_every, self.num_rounds):
             return []
+        self._evaluate_started = time.perf_counter()
         return instructions.evaluate_messages(sorted(grid.get_node_ids()), config, server_round)
 
     def aggregate_evaluate(
@@ -290,6 +311,10 @@ class FedKD(Strategy):
     ) -> MetricRecord | None:
         """Mean test accuracy of the clients' students, overall and per role."""
         summary = client_test_accuracy(replies)
+        if self._evaluate_started is not None and self.current is not None:
+            seconds = time.perf_counter() - self._evaluate_started
+            self.current.phase_seconds[keys.PHASE_CLIENT_EVALUATE] = seconds
+        self._evaluate_started = None
         if summary is None or self.current is None:
             return None
         self.current.client_test_accuracy, self.current.client_test_accuracy_mean = summary

@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from server.fleet import build_schedule
 from server.ground import prepare
 from server.history import REPORT_FILE
 from server.plots import plot_accuracy
+from server.timings import format_seconds, hand_over
 from simulations.flower import (
     CONNECTION,
     SuperLink,
@@ -93,6 +95,7 @@ def simulate(
 
     ``ray_address`` (``auto`` or HOST:PORT): run the virtual clients on that existing Ray
     cluster (``ray start --head``) instead of a private Ray instance."""
+    started = time.time()
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     cfg = with_paths(cfg, out)
@@ -104,12 +107,15 @@ def simulate(
     torch.set_num_threads(os.cpu_count() or 1)
     ground = prepare(cfg, progress=progress)
     log.info("%d %s tiles in %s", len(ground.fed.arrays), cfg.dataset, dataset_folder(cfg))
+    log.info("ground segment seconds: %s", format_seconds(ground.seconds))
     if cfg.scenario:  # refuse a mismatched scenario, and compute its contacts, before Flower
         build_schedule(cfg)
     checkpoint = load_checkpoint(out) if cfg.resume else None
     if checkpoint is not None:  # refuse here, before any Flower process starts
         checkpoint.check_matches(cfg, ground.fed)
         log.info("resuming %s after round %d of %d", out, checkpoint.round, cfg.num_rounds)
+    # The report shows where the ground's time went: here, not in the ServerApp's cache loads.
+    hand_over(out, cfg, started, ground.seconds)
     attached = ray_address is not None
     with simulation_link(out / "flwr-home", env=ray_env(ray_address), attached=attached) as sim:
         report = sim.run(cfg, out, app_dir=app_dir, client_cpus=client_cpus, progress=progress)

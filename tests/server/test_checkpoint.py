@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from common import keys
 from common.config import RunConfig
 from common.errors import ConfigError
 from common.federation import load_federation
@@ -17,6 +19,7 @@ from server.history import History, RoundRecord
 from server.knowledge import Knowledge
 from server.strategy import FedKD
 from server.teacher import TeacherRefiner, load_or_train_teacher
+from server.timings import RunClock
 
 
 def _server(cfg: RunConfig) -> tuple[FedKD, GlobalStudent, History]:
@@ -159,3 +162,27 @@ def test_resume_continues_after_the_checkpoint_and_says_how_many_rounds_are_left
     snapshot(cfg, fed, strategy, student, history).save(tmp_path)
     s3, st3, h3 = _server(again)
     assert resume(again, fed, s3, st3, h3) == 0  # every round done already
+
+
+def test_a_resumed_run_keeps_the_seconds_of_the_sessions_before_it(
+    fixture_data: Path, tmp_path: Path
+) -> None:
+    cfg = RunConfig(data_dir=str(fixture_data), num_clients=3)
+    fed = load_federation(cfg)
+    strategy, student, history = _server(cfg)
+    history.clock = RunClock(started=time.time() - 50.0, phases={"data": 20.0, "teacher": 9.0})
+    history.rounds = [RoundRecord(1, seconds=12.0, phase_seconds={keys.PHASE_TOTAL: 12.0})]
+    snapshot(cfg, fed, strategy, student, history).save(tmp_path)
+    ckpt = load_checkpoint(tmp_path)
+    assert ckpt is not None
+    s2, st2, h2 = _server(cfg)
+    h2.clock = RunClock(started=time.time() - 5.0, phases={"data": 1.0, "teacher": 0.5})
+    restore(ckpt, s2, st2, h2)
+    assert h2.rounds[0].phase_seconds == {keys.PHASE_TOTAL: 12.0}
+    run = h2.to_dict()["phase_seconds"]
+    assert (run["data"], run["teacher"], run[keys.PHASE_ROUNDS]) == (21.0, 9.5, 12.0)
+    assert run[keys.PHASE_TOTAL] == pytest.approx(55.0, abs=1.0)  # both sessions
+    del ckpt.history["phase_seconds"]  # a checkpoint written before the run was timed
+    s3, st3, h3 = _server(cfg)
+    restore(ckpt, s3, st3, h3)
+    assert h3.clock.earlier_total == 0.0 and h3.rounds[0].seconds == 12.0

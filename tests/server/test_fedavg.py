@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 
@@ -68,3 +69,36 @@ def test_fedprox_sends_mu_and_fedadam_averages_batch_norm_statistics() -> None:
     assert 0 < step <= 0.01 * 1.01  # a server Adam step of at most eta per parameter
     assert adam.current is not None and adam.current.clients_ok == 2
     assert np.isfinite(step)
+
+
+def test_a_fedavg_round_is_timed_like_a_distillation_round() -> None:
+    import time
+
+    start = ArrayRecord(_state(0.0))
+    config = ConfigRecord({keys.SERVER_ROUND: 1})
+    adam = fedavg_strategy(RunConfig(fedavg_strategy="FedAdam", num_clients=2, fraction_train=1.0))
+    contents = [
+        RecordDict(
+            {
+                keys.FEDAVG_ARRAYS: ArrayRecord(_state(1.0)),
+                keys.METRICS: MetricRecord({keys.NUM_EXAMPLES: 5, keys.CLIENT_SECONDS: s}),
+            }
+        )
+        for s in (0.3, 0.1)
+    ]
+    msgs = list(adam.configure_train(1, start, config, LoopbackGrid([1, 2])))  # type: ignore[arg-type]
+    time.sleep(0.1)  # the clients work
+    replies = [Message(c, reply_to=m) for m, c in zip(msgs, contents, strict=True)]
+    adam.aggregate_train(1, replies)
+    assert adam.current is not None
+    phases = adam.current.phase_seconds
+    assert list(phases) == [
+        keys.PHASE_SEND,
+        keys.PHASE_CLIENTS,
+        keys.PHASE_RECEIVE,
+        keys.PHASE_AGGREGATE,
+    ]
+    assert 0.1 <= phases[keys.PHASE_CLIENTS] < 0.3
+    assert phases[keys.PHASE_RECEIVE] < phases[keys.PHASE_CLIENTS]
+    assert phases[keys.PHASE_AGGREGATE] > 0.0
+    assert adam.current.client_seconds_max == pytest.approx(0.3)

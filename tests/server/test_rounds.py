@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from dataclasses import asdict
@@ -13,6 +14,7 @@ import pytest
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Error, Message
 
+from common import keys
 from common.config import RunConfig
 from common.errors import CodecError
 from common.federation import load_federation
@@ -48,10 +50,12 @@ def test_a_round_distils_checkpoints_and_reports_a_new_record(
     after = _after_round(fixture_data, tmp_path)
     before = _weights(after.student)
     handed = RoundRecord(round=1, clients_selected=3, clients_ok=2, bytes_up=100)
-    started = time.perf_counter()
+    handed.phase_seconds = {keys.PHASE_SEND: 0.01, keys.PHASE_CLIENTS: 0.02}
+    started = time.perf_counter() - 0.05  # the client phase began 0.05 s ago
     record = after.run(TrainedRound(1, handed, started, server_update=True))
 
     assert record is not handed and math.isnan(handed.global_accuracy)  # the input stays
+    assert handed.phase_seconds == {keys.PHASE_SEND: 0.01, keys.PHASE_CLIENTS: 0.02}
     assert (record.round, record.clients_ok, record.bytes_up) == (1, 2, 100)
     assert math.isfinite(record.distill_loss) and 0.0 <= record.global_accuracy <= 1.0
     assert record.global_accuracy == after.student.evaluate()
@@ -59,10 +63,31 @@ def test_a_round_distils_checkpoints_and_reports_a_new_record(
     changed = _weights(after.student)
     assert any(not torch.equal(before[k], changed[k]) for k in before)  # the student trained
     assert after.history.rounds == [record]
+    # the record's phases, in the order they ran, add up to its seconds
+    phases = record.phase_seconds
+    assert list(phases) == [
+        keys.PHASE_SEND,
+        keys.PHASE_CLIENTS,
+        keys.PHASE_DISTIL,
+        keys.PHASE_EVALUATE,
+        keys.PHASE_CHECKPOINT,
+        keys.PHASE_OTHER,
+        keys.PHASE_TOTAL,
+    ]
+    assert phases[keys.PHASE_TOTAL] == record.seconds
+    assert sum(phases.values()) - record.seconds == pytest.approx(record.seconds)
+    assert min(phases[k] for k in (keys.PHASE_DISTIL, keys.PHASE_CHECKPOINT)) > 0.0
     # the checkpoint holds the new round (written before the report, with the record passed)
+    # as it was before the checkpoint was written: without its checkpoint seconds
     ckpt = load_checkpoint(tmp_path)
     assert ckpt is not None and ckpt.round == 1
-    assert finite_json(ckpt.history["rounds"]) == [finite_json(asdict(record))]  # NaN-safe
+    (saved,) = finite_json(ckpt.history["rounds"])
+    whole = finite_json(asdict(record))  # NaN-safe
+    assert {k: v for k, v in saved.items() if k not in ("seconds", "phase_seconds")} == {
+        k: v for k, v in whole.items() if k not in ("seconds", "phase_seconds")
+    }
+    assert keys.PHASE_CHECKPOINT not in saved["phase_seconds"]
+    assert saved["seconds"] == saved["phase_seconds"][keys.PHASE_TOTAL] < record.seconds
     for k, v in ckpt.student.items():
         torch.testing.assert_close(v, changed[k])
     report = json.loads((tmp_path / REPORT_FILE).read_text())
@@ -72,6 +97,23 @@ def test_a_round_distils_checkpoints_and_reports_a_new_record(
     assert after.history.rounds == [record, second]
     ckpt = load_checkpoint(tmp_path)
     assert ckpt is not None and ckpt.round == 2 and len(ckpt.history["rounds"]) == 2
+    assert finite_json(ckpt.history["rounds"][0]) == whole  # the next one holds it whole
+    run = report["phase_seconds"]  # the run's: its rounds' seconds so far
+    assert run[keys.PHASE_ROUNDS] == pytest.approx(record.seconds)
+    checkpointed = ckpt.history["phase_seconds"][keys.PHASE_ROUNDS]  # round 2 up to it
+    assert checkpointed == pytest.approx(record.seconds + ckpt.history["rounds"][1]["seconds"])
+
+
+def test_a_round_logs_where_its_seconds_went(
+    fixture_data: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    after = _after_round(fixture_data, None)
+    handed = RoundRecord(round=1, phase_seconds={keys.PHASE_SEND: 0.5})
+    with caplog.at_level(logging.INFO, logger="server.history"):
+        record = after.run(TrainedRound(1, handed, time.perf_counter() - 0.5, True))
+    (line,) = [r.getMessage() for r in caplog.records if "seconds:" in r.getMessage()]
+    assert line.startswith("round 1 seconds: send 0.50 s, distil ")
+    assert f"total {record.seconds:.2f} s" in line and "checkpoint" not in line  # no out_dir
 
 
 def test_a_round_without_a_server_update_keeps_the_student_and_its_accuracy(

@@ -460,3 +460,46 @@ def test_every_strategy_class_documents_its_parameters() -> None:
         documented = (cls.__doc__ or "").replace(",", " ").split()
         missing = [n for n in names if n not in documented and f"**{n}" not in documented]
         assert not missing, f"{cls.__name__} does not document {missing}"
+
+
+def test_a_round_times_sending_the_clients_the_receipt_and_the_aggregation() -> None:
+    import time
+
+    s = _strategy(evaluate_every=1, num_rounds=2)
+    grid = LoopbackGrid([1, 2])
+    msgs = list(s.configure_train(1, s.knowledge_record(), ConfigRecord(), grid))
+    time.sleep(0.2)  # the clients work ...
+    replies = []
+    for msg, own in zip(msgs, (0.05, 0.15), strict=True):
+        reply = _reply(msg, np.full((10, C), 1 / C, np.float32), 4)
+        reply.content[keys.METRICS][keys.CLIENT_SECONDS] = own
+        replies.append(reply)
+    time.sleep(0.1)  # ... and their replies wait to be pulled
+    s.aggregate_train(1, replies)
+    assert s.current is not None
+    phases = s.current.phase_seconds
+    assert list(phases) == [
+        keys.PHASE_SEND,
+        keys.PHASE_CLIENTS,
+        keys.PHASE_RECEIVE,
+        keys.PHASE_AGGREGATE,
+    ]
+    assert 0.0 < phases[keys.PHASE_SEND] < 0.2
+    assert 0.2 <= phases[keys.PHASE_CLIENTS] < 0.4
+    assert 0.1 <= phases[keys.PHASE_RECEIVE] < 0.3
+    assert phases[keys.PHASE_AGGREGATE] > 0.0
+    assert s.current.client_seconds_max == pytest.approx(0.15)
+    assert s.current.client_seconds == pytest.approx(0.2)
+
+    evaluation = list(s.configure_evaluate(1, s.knowledge_record(), ConfigRecord(), grid))
+    time.sleep(0.05)
+    s.aggregate_evaluate(1, [Message(Error(code=1, reason="gone"), reply_to=evaluation[0])])
+    assert phases[keys.PHASE_CLIENT_EVALUATE] >= 0.05
+    s.configure_train(2, s.knowledge_record(), ConfigRecord(), grid)
+    s.aggregate_train(2, [])
+    s2 = _strategy(evaluate_every=0)  # no evaluation due: no client-evaluate phase
+    assert list(s2.configure_evaluate(1, s2.knowledge_record(), ConfigRecord(), grid)) == []
+    s2.configure_train(1, s2.knowledge_record(), ConfigRecord(), grid)
+    s2.aggregate_evaluate(1, [])
+    assert s2.current is not None
+    assert keys.PHASE_CLIENT_EVALUATE not in s2.current.phase_seconds

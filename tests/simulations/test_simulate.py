@@ -71,6 +71,7 @@ def test_three_clients_two_rounds_only_soft_predictions_travel(
     assert final["rounds_completed"] == 2
     assert final["global_accuracy"] == report["rounds"][-1]["global_accuracy"]
     assert np.isfinite(final["seconds"])
+    _check_seconds(report, tmp_path / "run")
     checker = PROJECT_ROOT.parent / "shared" / "tools" / "check_report.py"
     if checker.is_file():  # the format checker other tools use, when ../shared is beside us
         done = subprocess.run(
@@ -80,6 +81,33 @@ def test_three_clients_two_rounds_only_soft_predictions_travel(
             check=False,
         )
         assert done.returncode == 0, done.stdout + done.stderr
+
+
+def _check_seconds(report: dict[str, Any], out: Path) -> None:
+    """Where the run's time went (report.json's phase_seconds) and each round's split."""
+    from server.timings import GROUND_SECONDS_FILE
+
+    run = report["phase_seconds"]
+    # the ground as simulate prepared it, before Flower; then the ServerApp's part
+    expected = {"data", "teacher", "global-student", "flower-start", "server-ground", "setup"}
+    assert expected | {"rounds", "finish", "other", "total"} <= set(run)
+    assert not (out / GROUND_SECONDS_FILE).exists()  # the ServerApp took simulate's figures
+    assert run["rounds"] == pytest.approx(sum(r["seconds"] for r in report["rounds"]))
+    assert run["flower-start"] > 0.0 and run["total"] > run["rounds"]
+    timed = sum(v for k, v in run.items() if k not in ("other", "total"))
+    assert run["other"] == pytest.approx(run["total"] - timed, abs=1e-6)
+    for rnd in report["rounds"]:
+        phases = rnd["phase_seconds"]
+        assert list(phases)[:4] == ["send", "clients", "receive", "aggregate"]
+        assert {"distil", "evaluate", "checkpoint"} <= set(phases)
+        assert phases["total"] == rnd["seconds"]
+        assert sum(phases.values()) - phases["total"] == pytest.approx(phases["total"])
+        assert phases["clients"] >= rnd["client_seconds_max"] > 0.0
+    assert "client-evaluate" in report["rounds"][1]["phase_seconds"]  # evaluate-every = 2
+    assert "client-evaluate" not in report["rounds"][0]["phase_seconds"]
+    log = (out / "server.log").read_text()
+    assert "round 2 seconds: send " in log and "run seconds: data " in log
+    assert "server-ground seconds: data " in log  # the ServerApp's own cache loads
 
 
 def test_statistics_mode_sends_statistics_once_and_deploys_the_grounds_head(
