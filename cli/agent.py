@@ -50,8 +50,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="local port of the SuperNode's ClientApp runtime API")
     p.add_argument("--max-wait-time", type=float, metavar="SECONDS",
                    help="stop the SuperNode and exit 2 if it has not joined the SuperLink "
-                   "SECONDS after it started (also Flower's limit on reconnecting); unset: "
-                   "wait indefinitely")
+                   "SECONDS after it started; unset: wait indefinitely")
+    p.add_argument("--reconnect-timeout", type=float, metavar="SECONDS",
+                   help="once joined, give up (the SuperNode exits, and so does the agent) "
+                   "after SECONDS of failing to reach a lost SuperLink; unset: keep retrying, "
+                   "at most 20 s apart, so agents carry on by themselves when a restarted "
+                   "SuperLink is back (Flower's --max-wait-time)")
     p.add_argument("--node-config", action="append", default=[], metavar="KEY=VALUE",
                    help=f"extra node config for the ClientApp, repeatable or space-separated "
                    f"({EXTRA_HELP}); role, data-dir, node-name, partition-id and state-dir come "
@@ -78,6 +82,7 @@ def options_from(args: argparse.Namespace) -> AgentOptions:
         state_dir=args.state_dir,
         runtime_port=args.runtime_port,
         max_wait_time=args.max_wait_time,
+        reconnect_timeout=args.reconnect_timeout,
         extra_config=tuple(parse_node_config(args.node_config).items()),
     )
 
@@ -95,6 +100,7 @@ def agent_argv(opts: AgentOptions) -> Sequence[str]:
         ("--health-address", opts.health_address),
         ("--state-dir", opts.state_dir),
         ("--max-wait-time", opts.max_wait_time),
+        ("--reconnect-timeout", opts.reconnect_timeout),
     ):
         if value is not None:
             argv += [flag, str(value)]

@@ -1,22 +1,30 @@
-"""``skydistill server``, ``skydistill register`` and ``skydistill certs``: the ground side of a
-deployment on Flower's deployment engine.
+"""``skydistill server``, ``skydistill register``, ``skydistill submit`` and ``skydistill
+certs``: the ground side of a deployment on Flower's deployment engine.
 
 ``server`` starts a SuperLink (not in simulation mode) with TLS and SuperNode authentication
 on by default, writes the ``flwr`` connection for it into ``$FLWR_HOME/config.toml`` and runs
 until stopped. ``register`` adds an agent's public key to the SuperLink (``flwr supernode
-register``). ``certs`` makes the CA, the server certificate and the agents' keys. The
-parsers and what they print; the deployment itself is ``simulations.deployment``.
+register``). ``submit`` submits a run from its run-config TOML, or (``--resume``) continues one
+whose server died from its checkpoint. ``certs`` makes the CA, the server certificate and the
+agents' keys. The parsers and what they print; the deployment itself is
+``simulations.deployment``.
 """
 
 from __future__ import annotations
 
 import argparse
 import signal
+import sys
 from pathlib import Path
 
 from common.help_format import DefaultsHelpFormatter
 from server.certs import make_certs
-from simulations.deployment import ServerOptions, deployment_superlink, register_agent
+from simulations.deployment import (
+    ServerOptions,
+    deployment_superlink,
+    register_agent,
+    submit_deployment_run,
+)
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -40,7 +48,13 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         help="port of the SuperLink: agents (--superlink HOST:PORT) and `flwr` connect here",
     )
     p.add_argument("--certs", type=Path, help="folder made by `skydistill certs`")
-    p.add_argument("--database", type=Path, help="SQLite state (registered nodes, runs)")
+    p.add_argument(
+        "--database",
+        type=Path,
+        help="SQLite state (registered nodes, runs), kept across restarts: a "
+        "restarted SuperLink knows its agents, which reconnect by themselves; "
+        "unset: in memory, so after a restart every key must be registered again",
+    )
     p.add_argument("--insecure", action="store_true", help="plain HTTP (test setups only)")
     p.add_argument("--no-node-auth", action="store_true", help="accept unregistered nodes")
     p.set_defaults(func=_run_server)
@@ -52,6 +66,26 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
                    help="FLWR_HOME holding the connection `skydistill server` wrote")  # fmt: skip
     r.add_argument("--name", help="name shown by `flwr supernode ls`")
     r.set_defaults(func=_run_register)
+
+    u = sub.add_parser(
+        "submit",
+        help="submit a run to the SuperLink, or resume one whose server died",
+        description="Check the run config (a TOML file of [tool.flwr.app.config] keys) as the "
+        "ServerApp will, then submit it with `flwr run` to the SuperLink of HOME's connection "
+        "and print the run id. With --resume, continue the run whose checkpoint is in the run "
+        "config's out-dir (run it where that folder is, at the ground): the ServerApp redoes "
+        "only the round that was in flight; a run whose rounds are all done is not submitted.",
+        formatter_class=fmt,
+    )
+    u.add_argument("run_config", type=Path, metavar="RUN.toml", help="the run's run config")
+    u.add_argument("--home", type=Path, default=Path("flwr-home"),
+                   help="FLWR_HOME holding the connection `skydistill server` wrote")  # fmt: skip
+    u.add_argument("--app", type=Path, default=Path("."),
+                   help="the Flower app folder (the checkout of the release the ground runs, "
+                   "with its pyproject.toml); `flwr run` packs it for the agents")  # fmt: skip
+    u.add_argument("--resume", action="store_true",
+                   help="continue from out-dir/checkpoint.pt (same run config)")  # fmt: skip
+    u.set_defaults(func=_run_submit)
 
     c = sub.add_parser("certs", help="make a CA, the SuperLink certificate and agent keys",
                        formatter_class=fmt)  # fmt: skip
@@ -78,6 +112,12 @@ def _run_server(args: argparse.Namespace) -> int:
         node_auth=not args.no_node_auth,
         database=args.database,
     )
+    if opts.database is None:
+        print(
+            "skydistill: warning: no --database: registered agents and runs live in memory; "
+            "after a restart every agent is refused until its key is registered again",
+            file=sys.stderr,
+        )
     with deployment_superlink(opts) as link:
         print(f"SuperLink on {link.address} (FLWR_HOME={opts.home}); Ctrl-C to stop")
         signal.pause()
@@ -87,6 +127,19 @@ def _run_server(args: argparse.Namespace) -> int:
 def _run_register(args: argparse.Namespace) -> int:
     node_id = register_agent(args.home.resolve(), args.public_key, args.name)
     print(f"registered {args.public_key} as node {node_id}")
+    return 0
+
+
+def _run_submit(args: argparse.Namespace) -> int:
+    home = args.home.resolve()
+    done = submit_deployment_run(home, args.app, args.run_config, resume=args.resume)
+    if done.run_id is None:
+        print(f"the run is complete: all {done.num_rounds} rounds are done, nothing to resume")
+        return 0
+    what = f"resuming after round {done.resumed_after} of" if args.resume else "new run of"
+    print(f"run {done.run_id} submitted ({what} {done.num_rounds} rounds)")
+    print(f"  status: FLWR_HOME={home} flwr ls skydistill --run-id {done.run_id}")
+    print(f"  log:    FLWR_HOME={home} flwr log {done.run_id} skydistill --stream")
     return 0
 
 

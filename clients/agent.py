@@ -5,7 +5,10 @@ The agent checks its TLS material (PEM CA certificate, OpenSSH EC key) and its l
 folder first (tiles, classes, bands, files skipped and why), then runs ``flower-supernode`` as
 its child (:mod:`clients.agent_process`): stopping the agent by its PID (systemd, Kubernetes, a
 test) stops the SuperNode, and with ``--max-wait-time`` a SuperNode that has not joined in time
-is stopped and the agent exits 2. TLS is the default: ``--root-certificates`` (the CA that
+is stopped and the agent exits 2. Once joined, a SuperNode that loses the SuperLink (a restart,
+a crash, the network) keeps retrying with Flower's back-off and carries on when it is back;
+``--reconnect-timeout`` bounds that (Flower's own ``--max-wait-time``), unset it retries for as
+long as the agent runs. TLS is the default: ``--root-certificates`` (the CA that
 signed the SuperLink's certificate) is required unless ``--insecure`` is asked for. The node
 config carries the role, the data folder, a stable node name and partition id derived from it,
 the folder where the node keeps its students, and the ``--node-config`` extras (num-threads).
@@ -49,7 +52,8 @@ class AgentOptions:
     dataset: str = "rgb"
     state_dir: Path | None = None
     runtime_port: int = DEFAULT_RUNTIME_PORT
-    max_wait_time: float | None = None
+    max_wait_time: float | None = None  # to join (the agent's own deadline)
+    reconnect_timeout: float | None = None  # once joined, to reach a lost SuperLink again
     extra_config: tuple[tuple[str, int], ...] = ()  # --node-config pairs (validated)
 
     @property
@@ -80,8 +84,10 @@ class AgentOptions:
                            ("--auth-key", self.auth_key)):  # fmt: skip
             if path is not None and not path.is_file():
                 raise ConfigError(f"{flag} {path}: no such file")
-        if self.max_wait_time is not None and self.max_wait_time <= 0:
-            raise ConfigError(f"--max-wait-time {self.max_wait_time:g}: must be > 0 seconds")
+        for flag, seconds in (("--max-wait-time", self.max_wait_time),
+                              ("--reconnect-timeout", self.reconnect_timeout)):  # fmt: skip
+            if seconds is not None and not seconds > 0:
+                raise ConfigError(f"{flag} {seconds:g}: must be > 0 seconds")
         parse_node_config([f"{k}={v}" for k, v in self.extra_config])
         if self.root_certificates is not None:
             check_root_certificates(self.root_certificates)
@@ -122,8 +128,11 @@ def supernode_command(opts: AgentOptions) -> list[str]:
         cmd += ["--auth-supernode-private-key", str(opts.auth_key.resolve())]
     if opts.health_address:
         cmd += ["--health-server-address", opts.health_address]
-    if opts.max_wait_time is not None:
-        cmd += ["--max-wait-time", str(opts.max_wait_time)]
+    if opts.reconnect_timeout is not None:
+        # Flower's limit applies to every call, joining included; the agent's --max-wait-time
+        # is its own deadline to join, so that a short one does not end a node that lost its
+        # SuperLink for longer (a server restart, a resumed run).
+        cmd += ["--max-wait-time", str(opts.reconnect_timeout)]
     return cmd
 
 

@@ -3,8 +3,10 @@
 The agent relays the SuperNode's output line by line and recognises the line Flower logs when
 the node has joined (``SuperNode ID: N``). With a wait time, a SuperNode that has not joined
 within it is stopped by PID (with its own children) and the agent fails with a message; so does
-one that exits before joining. Stopping the agent (SIGTERM, Ctrl-C) stops the SuperNode too, and
-on Linux the SuperNode gets SIGTERM if the agent dies without cleaning up.
+one that exits before joining. Once joined, it also recognises Flower's retry lines and says,
+once per outage, that the SuperLink was lost and when the SuperNode reached it again (the
+SuperNode itself retries; the agent only reports). Stopping the agent (SIGTERM, Ctrl-C) stops
+the SuperNode too, and on Linux the SuperNode gets SIGTERM if the agent dies without cleaning up.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from common.processes import FlowerError, stop_tree
 log = logging.getLogger(__name__)
 
 JOINED = b"SuperNode ID:"  # Flower logs it once the SuperLink has accepted the node
+RETRYING = b"Connection attempt failed"  # Flower's back-off after a failed call
+RECONNECTED = b"Connection successful after"  # the first call that succeeds again
 _PR_SET_PDEATHSIG = 1
 
 
@@ -32,13 +36,26 @@ def _die_with_parent() -> None:  # pragma: no cover (runs in the child before ex
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def _relay(stream: IO[bytes], joined: threading.Event) -> None:
+def _relay(stream: IO[bytes], joined: threading.Event, superlink: str) -> None:
     out = sys.stderr.buffer
+    lost_at: float | None = None
     for line in iter(stream.readline, b""):
-        if JOINED in line:
-            joined.set()
         out.write(line)
         out.flush()
+        if JOINED in line:
+            joined.set()
+        elif RETRYING in line and joined.is_set() and lost_at is None:
+            lost_at = time.monotonic()
+            log.warning(
+                "lost the SuperLink %s: the SuperNode keeps retrying (at most 20 s apart) and "
+                "carries on when it is back",
+                superlink,
+            )
+        elif RECONNECTED in line and lost_at is not None:
+            log.info(
+                "reached the SuperLink %s again after %.0f s", superlink, time.monotonic() - lost_at
+            )
+            lost_at = None
 
 
 def _exit_code(code: int) -> int:
@@ -59,7 +76,7 @@ def run_supernode(
     )
     assert proc.stdout is not None  # PIPE was asked for
     joined = threading.Event()
-    relay = threading.Thread(target=_relay, args=(proc.stdout, joined), daemon=True)
+    relay = threading.Thread(target=_relay, args=(proc.stdout, joined, superlink), daemon=True)
     relay.start()
     log.info("SuperNode started (PID %d)", proc.pid)
     try:

@@ -59,6 +59,7 @@ def run(grid: Grid, cfg: RunConfig) -> None:
     history = History(config=cfg.to_mapping(), out_dir=out_dir, clock=clock)
     history.teacher_accuracy = ground.teacher_accuracy
     history.start_accuracy = ground.student_start_accuracy
+    metrics.set_planned_rounds(cfg.num_rounds)
     if cfg.method == "fedavg":
         with metrics.serving(cfg.metrics_address, cfg.metrics_linger):
             run_fedavg(grid, cfg, ground, history)

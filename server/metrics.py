@@ -72,6 +72,12 @@ ROUND = Gauge("skydistill_round", "Last completed federated round.", registry=RE
 ROUNDS_COMPLETED = Counter(
     "skydistill_rounds_completed", "Federated rounds completed.", registry=REGISTRY
 )
+# The rounds the run plans (num-rounds), beside the last completed round: once the exporter
+# is gone, the last scraped pair says whether the run ended or its server died mid-run
+# (deploy/prometheus/rules.yml, SkydistillServerGone).
+ROUNDS_PLANNED = Gauge(
+    "skydistill_rounds_planned", "Federated rounds the run plans (num-rounds).", registry=REGISTRY
+)
 LAST_ROUND_TIMESTAMP = Gauge(
     "skydistill_last_round_timestamp_seconds",
     "Unix time at which the last round completed.",
@@ -147,6 +153,7 @@ RUN_INFO = Info(
 METRICS = (
     ROUND,
     ROUNDS_COMPLETED,
+    ROUNDS_PLANNED,
     LAST_ROUND_TIMESTAMP,
     ROUND_DURATION,
     CLIENTS_SELECTED,
@@ -179,6 +186,11 @@ def metric_names() -> set[str]:
             suffix = {"counter": "_total", "info": "_info"}.get(family.type, "")
             names.add(family.name + suffix)
     return names
+
+
+def set_planned_rounds(rounds: int) -> None:
+    """The run's planned rounds, exported before its exporter starts serving."""
+    ROUNDS_PLANNED.set(rounds)
 
 
 def set_run_info(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -13,15 +14,28 @@ from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDic
 
 from common import keys
 from common.class_stats import ClassStats
-from common.codec import Codec, decode
+from common.codec import PROBS, SCALE, TOPK_INDEX, Codec, decode
 from common.config import ROLES
 from common.errors import CodecError, ReplyError
 from server.history import RoundRecord
 
 log = logging.getLogger(__name__)
 
-# Why a reply can be rejected (the label values of the Prometheus rejection counter).
-REJECTION_REASONS = ("keys", "payload", "codec", "role", "metrics", "statistics")
+# Why a reply can be rejected (the label values of the Prometheus rejection counter), in the
+# order parse_reply checks them:
+#   keys       records missing, extra or of the wrong type
+#   oversized  arrays above the reply's payload cap (refused before they are deserialised)
+#   payload    arrays that do not deserialise
+#   indices    predictions for other reference tiles than asked (another row count, or
+#              an index array: replies name no indices, only the server's choice counts)
+#   codec      wrong dtype, column count or values (NaN, Inf, out of range, rows not summing to 1)
+#   role, metrics, statistics: an unknown role, invalid metrics, refused class statistics
+REJECTION_REASONS = (
+    "keys", "oversized", "payload", "indices", "codec", "role", "metrics", "statistics",
+)  # fmt: skip
+CODEC_ARRAYS = frozenset({PROBS, SCALE, TOPK_INDEX})  # one row per asked tile, every codec
+# Slack on top of the largest honest reply: array headers (~128 bytes each) and key names.
+CAP_SLACK_BYTES = 16 * 1024
 
 
 @dataclass(frozen=True)
@@ -61,10 +75,21 @@ def parse_reply(
         raise ReplyError("keys", "predictions must be an ArrayRecord and metrics a MetricRecord")
     if not isinstance(info, ConfigRecord):
         raise ReplyError("keys", "info must be a ConfigRecord")
+    stats_record = content.get(keys.CLASS_STATISTICS)
+    if stats_record is not None and not isinstance(stats_record, ArrayRecord):
+        raise ReplyError("keys", "statistics must be an ArrayRecord")
+    sent = content_bytes(content)
+    if sent > (cap := payload_cap(shape, statistics_dim)):
+        raise ReplyError(
+            "oversized",
+            f"reply arrays hold {sent} bytes, above the cap of {cap} for {shape[0]} tiles x "
+            f"{shape[1]} classes (twice the largest honest reply plus {CAP_SLACK_BYTES})",
+        )
     try:
         payload = {name: arr.numpy() for name, arr in preds.items()}
     except (TypeError, ValueError) as exc:
         raise ReplyError("payload", f"predictions cannot be deserialised: {exc}") from exc
+    check_tiles(payload, shape[0])
     try:
         probs = decode(payload, codec, shape)
     except CodecError as exc:
@@ -77,7 +102,7 @@ def parse_reply(
         raise ReplyError(
             "metrics", f"num-examples must be a non-negative int, got {num_examples!r}"
         )
-    acc, loss = _scalar(metrics, keys.LOCAL_ACCURACY), _scalar(metrics, keys.TRAIN_LOSS)
+    acc, loss = _accuracy(metrics), _loss(metrics)
     counts = metrics.get(keys.CLASS_COUNTS)
     if counts is not None and (
         not isinstance(counts, list)
@@ -88,10 +113,8 @@ def parse_reply(
             "metrics", f"class-counts must be {shape[1]} non-negative ints, got {counts!r}"
         )
     statistics, bytes_up = None, preds.count_bytes()
-    if keys.CLASS_STATISTICS in expected:
-        record = content[keys.CLASS_STATISTICS]
-        if not isinstance(record, ArrayRecord):
-            raise ReplyError("keys", "statistics must be an ArrayRecord")
+    if isinstance(stats_record, ArrayRecord):
+        record = stats_record
         try:
             arrays = {name: arr.numpy() for name, arr in record.items()}
             statistics = ClassStats.from_arrays(arrays, shape[1], statistics_dim)
@@ -112,6 +135,57 @@ def parse_reply(
         client_seconds=_cost_seconds(metrics),
         client_name=str(info.get(keys.CLIENT_NAME, "")) if statistics is not None else "",
     )
+
+
+def payload_cap(shape: tuple[int, int], statistics_dim: int = 0) -> int:
+    """The most array bytes a reply for ``shape`` may carry: twice the largest honest reply
+    (predictions at float32, the widest codec, with a per-row scale; and, when statistics are
+    asked for, counts, sums and the scatter's upper triangle at float32), plus slack."""
+    n, c = shape
+    honest = 4 * (n * c + n)
+    if statistics_dim > 0:
+        d = statistics_dim
+        honest += 4 * (c + c * d + d * (d + 1) // 2)
+    return 2 * honest + CAP_SLACK_BYTES
+
+
+def check_tiles(payload: dict[str, np.ndarray], asked: int) -> None:
+    """Refuse predictions for other reference tiles than the ``asked`` ones: an index array
+    (the server knows which tiles it asked; a reply names none), or codec arrays whose rows
+    are not one per asked tile. (Other shapes, dtypes and values are the codec's to check.)"""
+    if keys.INDICES in payload:
+        named = np.asarray(payload[keys.INDICES]).ravel()[:8].tolist()
+        raise ReplyError(
+            "indices",
+            f"reply names reference indices ({named} ...): a reply answers the {asked} tiles "
+            "the server asked, in their order, and names none",
+        )
+    for name in CODEC_ARRAYS & payload.keys():
+        arr = payload[name]
+        if arr.ndim >= 1 and arr.shape[0] != asked:
+            raise ReplyError(
+                "indices",
+                f"predictions array {name!r} has {arr.shape[0]} rows for {asked} asked tiles",
+            )
+
+
+def _accuracy(metrics: MetricRecord) -> float:
+    """The local accuracy: a fraction in [0, 1], or NaN (absent: the client has no held-out
+    tiles); anything else would corrupt the per-role client accuracy."""
+    value = _scalar(metrics, keys.LOCAL_ACCURACY)
+    if not math.isnan(value) and not 0.0 <= value <= 1.0:
+        raise ReplyError("metrics", f"{keys.LOCAL_ACCURACY} must be in [0, 1], got {value!r}")
+    return value
+
+
+def _loss(metrics: MetricRecord) -> float:
+    """The training loss: finite and non-negative, or NaN (absent: no training step)."""
+    value = _scalar(metrics, keys.TRAIN_LOSS)
+    if not math.isnan(value) and not 0.0 <= value < math.inf:
+        raise ReplyError(
+            "metrics", f"{keys.TRAIN_LOSS} must be finite and non-negative, got {value!r}"
+        )
+    return value
 
 
 def _scalar(metrics: MetricRecord, key: str) -> float:

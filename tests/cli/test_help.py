@@ -13,7 +13,7 @@ from cli.main import build_parser
 from common.help_format import DefaultsHelpFormatter
 
 COMMANDS = [("agent",), ("export",), ("predict",), ("data", "fetch"), ("data", "scene"),
-            ("server",), ("register",), ("certs",)]  # fmt: skip
+            ("server",), ("register",), ("submit",), ("certs",)]  # fmt: skip
 
 
 def _parser(path: tuple[str, ...]) -> argparse.ArgumentParser:

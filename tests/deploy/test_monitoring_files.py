@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
+from prometheus_client import generate_latest
 
 from server import metrics
 
@@ -142,7 +143,8 @@ def test_config_scrapes_the_server_exporter_and_loads_the_rules() -> None:
 @pytest.mark.integration
 def test_alert_rules_fire_as_specified() -> None:
     """NoRoundCompleted on an old timestamp, HighFailureRatio at 50% failures, AccuracyDrop
-    at -0.1, and none of them on healthy input (see rules_test.yml)."""
+    at -0.1, ServerGone for a server that died (or vanished) before its last planned round,
+    and none of them on healthy input or a run that ended (see rules_test.yml)."""
     result = run_promtool("test", "rules", str(RULES_TEST), cwd=ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -158,11 +160,26 @@ def test_alerts_have_severity_and_annotations() -> None:
         "SkydistillNoRoundCompleted",
         "SkydistillHighFailureRatio",
         "SkydistillAccuracyDrop",
+        "SkydistillServerGone",
     } <= set(alerts)
     for name, rule in alerts.items():
         assert rule["labels"]["severity"] in {"critical", "warning", "info"}, name
         for key in ("summary", "description"):
             assert "$value" in rule["annotations"][key], (name, key)
+
+
+def test_server_gone_compares_the_planned_rounds_with_the_last_round_and_asks_up() -> None:
+    (rule,) = [
+        r for g in load_yaml(RULES)["groups"] for r in g["rules"]
+        if r.get("alert") == "SkydistillServerGone"
+    ]  # fmt: skip
+    names = set(METRIC_NAME.findall(rule["expr"]))
+    assert names == {"skydistill_rounds_planned", "skydistill_round"}
+    assert "up == 1" in rule["expr"]
+    # The ServerApp exports the planned rounds from the start (it is set before it serves).
+    metrics.set_planned_rounds(7)
+    assert metrics.REGISTRY.get_sample_value("skydistill_rounds_planned") == 7
+    assert "skydistill_rounds_planned 7.0" in generate_latest(metrics.REGISTRY).decode()
 
 
 def test_rules_reference_only_exported_metrics() -> None:

@@ -18,6 +18,7 @@ from server.history import RoundRecord
 NAME = re.compile(r"^skydistill_[a-z][a-z0-9_]*$")
 UNIT_SUFFIXES = ("_seconds", "_bytes", "_total", "_ratio", "_info", "_loss")
 GAUGES_WITHOUT_UNIT = {"skydistill_round", "skydistill_clients_selected"}
+GAUGES_WITHOUT_UNIT |= {"skydistill_rounds_planned"}  # counts: no unit
 
 
 def _families() -> dict[str, object]:
