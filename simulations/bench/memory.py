@@ -85,6 +85,8 @@ class TreeMemory:
                 times = proc.cpu_times()
                 threads = proc.threads()
                 busiest = max((t.user_time + t.system_time for t in threads), default=0.0)
+                # a thread's time is gone with the thread: keep the largest seen
+                busiest = max(busiest, self._cpu.get(proc.pid, ("", 0.0, 0.0))[2])
                 self._cpu[proc.pid] = (name, times.user + times.system, busiest)
         self._tally_cpu()
         self.peak.samples += 1

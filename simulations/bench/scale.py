@@ -38,6 +38,7 @@ from common.errors import SkydistillError
 from common.federation import load_federation
 from server.ground import prepare
 from simulations.bench.memory import TreeMemory
+from simulations.bench.priority import FlowerBelowClients
 from simulations.bench.report import merged_runs, write_report
 from simulations.bench.settings import ScaleBench
 from simulations.simulate import ray_env, simulation_link, with_paths
@@ -51,14 +52,19 @@ RAY_WORKER_NICENESS = {"RAY_worker_niceness": "0"}
 
 
 def _flower_rounds(
-    cfg: RunConfig, folder: Path, interval: float
+    cfg: RunConfig, folder: Path, interval: float, flower_niceness: int = 0
 ) -> tuple[dict[str, Any], TreeMemory]:
     env = {**ray_env(None), **RAY_WORKER_NICENESS}
     with simulation_link(folder / "flwr-home", env=env) as sim:
         if sim.link.proc is None:
             raise SkydistillError("the SuperLink did not start")
-        with TreeMemory(sim.link.proc.pid, interval=interval) as memory:
+        pid = sim.link.proc.pid
+        with (
+            TreeMemory(pid, interval=interval) as memory,
+            FlowerBelowClients(pid, flower_niceness, interval=interval) as below,
+        ):
             report = sim.run(cfg, Path(cfg.out_dir), progress=False)
+    report["flower_processes_reniced"] = len(below.reniced)
     return report, memory
 
 
@@ -152,7 +158,7 @@ def run_size(bench: ScaleBench, clients: int, work: Path) -> dict[str, Any]:
     )
     load = {"flower_start": os.getloadavg()[0]}
     t0 = time.perf_counter()
-    report, memory = _flower_rounds(cfg, folder, bench.sample_interval)
+    report, memory = _flower_rounds(cfg, folder, bench.sample_interval, bench.flower_niceness)
     flower_wall = time.perf_counter() - t0
     load["flower_end"] = load["plain_start"] = os.getloadavg()[0]
     rounds = report["rounds"]
@@ -197,6 +203,8 @@ def run_size(bench: ScaleBench, clients: int, work: Path) -> dict[str, Any]:
         "shard_size": cfg.shard_size,
         "shards": "drawn with replacement across clients from the client pool",
         "plain_loop_threads": os.cpu_count() or 1,
+        "flower_niceness": bench.flower_niceness,
+        "flower_processes_reniced": report["flower_processes_reniced"],
         "roles": cfg.roles,
         "reference_per_round": cfg.reference_per_round,
         "seed": cfg.seed,
