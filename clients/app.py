@@ -16,7 +16,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, Error, Message, MetricR
 from flwr.clientapp import ClientApp
 from flwr.common.constant import ErrorCode
 
-from clients import storage
+from clients import resident, storage
 from clients.failures import FailurePlan
 from clients.fedavg import local_fedavg, parse_fedavg
 from clients.instructions import parse_evaluate, parse_train, server_round_of
@@ -29,9 +29,9 @@ from clients.round import (
     shard_statistics,
     shared_predictions,
 )
+from clients.timing import DATA, DECODE, ENCODE, KEEP, MODEL, part
 from clients.trace import save_train
 from common import keys
-from common.federation import load_federation
 from common.models import build_model
 from common.training import accuracy
 
@@ -47,6 +47,11 @@ def node_of(context: Context) -> Node:
     return node
 
 
+def node_key(context: Context) -> resident.NodeKey:
+    """What this process keeps the node's student under (clients/resident.py)."""
+    return (context.run_id, context.node_id)
+
+
 @app.query()
 def query(msg: Message, context: Context) -> Message:
     """Who this node is: its partition id (= scenario client) and role, nothing else."""
@@ -60,10 +65,11 @@ def train(msg: Message, context: Context) -> Message:
     """One local round, subject to the role's simulated dropout, straggler delay and CPU share
     (``dropout``, ``straggler-seconds``, ``cpu-share``; see clients/failures.py)."""
     started = time.perf_counter()
-    node = node_of(context)
-    cfg, server_round = node.cfg, server_round_of(msg)
-    plan = FailurePlan.from_config(cfg)
-    fate = plan.fate(node.role, node.partition_id, server_round)
+    with part(DECODE):
+        node = node_of(context)
+        cfg, server_round = node.cfg, server_round_of(msg)
+        plan = FailurePlan.from_config(cfg)
+        fate = plan.fate(node.role, node.partition_id, server_round)
     if fate.drop:
         reason = plan.dropout_message(node.role, node.partition_id, server_round)
         log.info(reason)
@@ -86,45 +92,55 @@ def train(msg: Message, context: Context) -> Message:
 
 
 def _train_fedkd(msg: Message, context: Context, node: Node) -> RecordDict:
-    fed = load_federation(node.cfg)
-    task = parse_train(msg, fed.num_classes, len(fed.partition.reference))
-    fed = fed.with_stats(task.stats)
-    train_split, holdout = node.splits(fed)
-    check_shard(node, train_split)
-    student = storage.current_student(context.state, node, fed, task.server_round)
-    reference = fed.reference_images(task.indices)
+    with part(DECODE):
+        data = resident.run_data(node.cfg)
+        task = parse_train(msg, data.num_classes, len(data.partition.reference))
+        fed = resident.federation(node.cfg, task.stats)
+    with part(DATA):
+        train_split, holdout = resident.node_splits(node, fed)
+        check_shard(node, train_split)
+        reference = resident.reference(node.cfg, fed, task.indices)
+    key = node_key(context)
+    with part(MODEL):
+        student = storage.current_student(
+            context.state, node, fed, task.server_round, key=key, take=True
+        )
     result = fedkd_round(node, task, student, train_split, holdout, reference)
-    storage.keep_student(context.state, node, fed, student, task.server_round)
-    probs = shared_predictions(result.probs, node.cfg, node.partition_id, task.server_round)
+    with part(KEEP):
+        storage.keep_student(context.state, node, fed, student, task.server_round, key=key)
     statistics = None
     if task.send_statistics and not storage.statistics_sent(context.state):
         # A shard does not change: its statistics travel once, the ground keeps them.
         statistics = shard_statistics(node.cfg, fed, train_split)
         storage.mark_statistics_sent(context.state, task.server_round)
-    return build_reply(
-        probs,
-        task.indices,
-        fed.num_classes,
-        task.codec,
-        node.role,
-        {
-            keys.NUM_EXAMPLES: result.num_examples,
-            keys.TRAIN_LOSS: result.train_loss,
-            keys.LOCAL_ACCURACY: result.local_accuracy,
-            keys.CLASS_COUNTS: torch.bincount(train_split.y, minlength=fed.num_classes).tolist(),
-            keys.TRAIN_SAMPLES: result.train_samples,
-        },
-        topk=task.topk,
-        statistics=statistics,
-        client_name=node.name,
-    )
+    with part(ENCODE):
+        probs = shared_predictions(result.probs, node.cfg, node.partition_id, task.server_round)
+        return build_reply(
+            probs,
+            task.indices,
+            fed.num_classes,
+            task.codec,
+            node.role,
+            {
+                keys.NUM_EXAMPLES: result.num_examples,
+                keys.TRAIN_LOSS: result.train_loss,
+                keys.LOCAL_ACCURACY: result.local_accuracy,
+                keys.CLASS_COUNTS: torch.bincount(
+                    train_split.y, minlength=fed.num_classes
+                ).tolist(),
+                keys.TRAIN_SAMPLES: result.train_samples,
+            },
+            topk=task.topk,
+            statistics=statistics,
+            client_name=node.name,
+        )
 
 
 def _train_fedavg(msg: Message, node: Node) -> RecordDict:
     """The FedAvg baseline: weights in, weights out (only with ``method = "fedavg"``)."""
     task = parse_fedavg(msg)
-    fed = load_federation(node.cfg).with_stats(task.stats)
-    train_split, _ = node.splits(fed)
+    fed = resident.federation(node.cfg, task.stats)
+    train_split, _ = resident.node_splits(node, fed)
     model = build_model(node.cfg.student or "tiny", fed.spec.num_bands, fed.num_classes)
     seed = round_seed(node.cfg.seed, task.server_round)
     loss = local_fedavg(model, task, train_split, seed=seed)
@@ -148,12 +164,12 @@ def evaluate(msg: Message, context: Context) -> Message:
     held-out split (simulation)."""
     node = node_of(context)
     task = parse_evaluate(msg)
-    fed = load_federation(node.cfg).with_stats(task.stats)
+    fed = resident.federation(node.cfg, task.stats)
     metrics: dict[str, int | float | list[int] | list[float]] = {keys.NUM_EXAMPLES: 0}
     if storage.has_student(context.state) or node.cfg.client_init == "pretrained":
-        student = storage.current_student(context.state, node, fed)
+        student = storage.current_student(context.state, node, fed, key=node_key(context))
         test = fed.test_split()
-        _, holdout = node.splits(fed)
+        _, holdout = resident.node_splits(node, fed)
         metrics = {
             keys.NUM_EXAMPLES: len(test),
             keys.TEST_ACCURACY: accuracy(student, test.x, test.y),

@@ -20,15 +20,16 @@ import numpy as np
 import torch
 from torch import nn
 
+from clients import resident
 from clients.attacks import is_attacker, poison
 from clients.instructions import TrainInstruction
 from clients.node import Node
 from clients.privacy import privatise
+from clients.timing import PREDICT, TRAIN, part
 from common.class_stats import STATISTICS_BACKBONE, ClassStats, features
 from common.config import RunConfig
 from common.errors import DataNotFoundError
 from common.federation import Federation, Split
-from common.preinstalled import preinstalled_student
 from common.training import TrainSettings, accuracy, fit, predict_proba
 
 
@@ -93,7 +94,8 @@ def fedkd_round(
 
 
 def _local_accuracy(student: nn.Module, holdout: Split) -> float:
-    return accuracy(student, holdout.x, holdout.y) if len(holdout) else float("nan")
+    with part(PREDICT):
+        return accuracy(student, holdout.x, holdout.y) if len(holdout) else float("nan")
 
 
 def local_round(
@@ -115,26 +117,29 @@ def local_round(
     # tiles of one or two classes) is seen once per epoch, not once per step's full batch.
     steps = max(1, math.ceil(max(len(reference), len(train)) / settings.batch_size))
     hard = max(1, math.ceil(len(train) / steps))
-    loss = fit(
-        student,
-        settings,
-        train.x,
-        train.y,
-        reference,
-        torch.from_numpy(targets),
-        temperature=temperature,
-        kd_weight=kd_weight,
-        hard_batch_size=hard,
-    )
-    probs = predict_proba(student, reference)
-    if digest_epochs > 0:
-        fit(
+    with part(TRAIN):
+        loss = fit(
             student,
-            replace(settings, epochs=digest_epochs, seed=settings.seed + 1, logit_adjust=False),
-            x_soft=reference,
-            soft_targets=torch.from_numpy(targets),
+            settings,
+            train.x,
+            train.y,
+            reference,
+            torch.from_numpy(targets),
             temperature=temperature,
+            kd_weight=kd_weight,
+            hard_batch_size=hard,
         )
+    with part(PREDICT):
+        probs = predict_proba(student, reference)
+    if digest_epochs > 0:
+        with part(TRAIN):
+            fit(
+                student,
+                replace(settings, epochs=digest_epochs, seed=settings.seed + 1, logit_adjust=False),
+                x_soft=reference,
+                soft_targets=torch.from_numpy(targets),
+                temperature=temperature,
+            )
     samples = settings.epochs * steps * (settings.batch_size + hard)
     samples += digest_epochs * math.ceil(len(reference) / settings.batch_size) * settings.batch_size
     return LocalResult(
@@ -169,9 +174,11 @@ def answer_round(
             layer.weight.copy_(torch.from_numpy(weight))
             layer.bias.copy_(torch.from_numpy(bias))
     classes = student.head.out_features if isinstance(student.head, nn.Linear) else 0
-    return LocalResult(
+    with part(PREDICT):
         # the ground asks for no tile in statistics mode (server/strategy.py)
-        probs=predict_proba(student, reference) if len(reference) else np.zeros((0, classes)),
+        probs = predict_proba(student, reference) if len(reference) else np.zeros((0, classes))
+    return LocalResult(
+        probs=probs,
         num_examples=0,
         train_loss=float("nan"),
         local_accuracy=_local_accuracy(student, holdout),
@@ -194,5 +201,5 @@ def shared_predictions(
 def shard_statistics(cfg: RunConfig, fed: Federation, train: Split) -> ClassStats:
     """Class statistics of the shard through the shared backbone (the pre-installed tiny
     student every node holds, frozen), under the eight flips and rotations of each tile."""
-    backbone = preinstalled_student(cfg, fed, STATISTICS_BACKBONE)
+    backbone = resident.preinstalled(cfg, fed, STATISTICS_BACKBONE)
     return ClassStats.of(features(backbone, train.x), train.y.numpy(), fed.num_classes)

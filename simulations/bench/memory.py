@@ -1,7 +1,9 @@
-"""Peak memory of a process tree (a SuperLink and everything it starts), sampled with psutil.
+"""Peak memory and CPU of a process tree (a SuperLink and everything it starts), with psutil.
 
 A background thread sums the resident set size (RSS) of a root process and all its live
 descendants every ``interval`` seconds and keeps the peak, with which processes made it up.
+It also keeps each process's CPU seconds (user + system, as last seen), summed by process
+name, and the busiest thread of each process: where the time of a simulation goes.
 Summed RSS counts pages shared between processes (the Python runtime, torch, memory-mapped
 tiles) once per process, so it overstates the real footprint; the proportional set size
 (PSS, shared pages split among their users) is sampled too where the kernel provides it.
@@ -28,6 +30,10 @@ class TreePeak:
     processes: int = 0
     samples: int = 0
     by_name: dict[str, int] = field(default_factory=dict)  # RSS per process name at the peak
+    # CPU seconds per process name (summed over processes of that name, as last seen alive)
+    cpu_by_name: dict[str, float] = field(default_factory=dict)
+    # CPU seconds of the busiest thread of each process name (the largest, as last seen)
+    busiest_thread_by_name: dict[str, float] = field(default_factory=dict)
 
 
 def _name(proc: psutil.Process) -> str:
@@ -56,6 +62,7 @@ class TreeMemory:
         self.interval = interval
         self.pss_every = pss_every  # PSS reads every mapping (smaps): costly, so only every Nth
         self.peak = TreePeak()
+        self._cpu: dict[int, tuple[str, float, float]] = {}  # pid -> name, CPU s, busiest thread
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tree-memory", daemon=True)
 
@@ -71,15 +78,33 @@ class TreeMemory:
         for proc in procs:
             with contextlib.suppress(psutil.Error, OSError):
                 mem = proc.memory_full_info() if full else proc.memory_info()
+                name = _name(proc)
                 rss += mem.rss
                 pss += getattr(mem, "pss", 0)
-                names[_name(proc)] += mem.rss
+                names[name] += mem.rss
+                times = proc.cpu_times()
+                threads = proc.threads()
+                busiest = max((t.user_time + t.system_time for t in threads), default=0.0)
+                # a thread's time is gone with the thread: keep the largest seen
+                busiest = max(busiest, self._cpu.get(proc.pid, ("", 0.0, 0.0))[2])
+                self._cpu[proc.pid] = (name, times.user + times.system, busiest)
+        self._tally_cpu()
         self.peak.samples += 1
         self.peak.pss_bytes = max(self.peak.pss_bytes, pss)
         if rss > self.peak.rss_bytes:
             self.peak.rss_bytes = rss
             self.peak.processes = len(procs)
             self.peak.by_name = dict(names.most_common())
+
+    def _tally_cpu(self) -> None:
+        cpu: dict[str, float] = {}
+        busiest: dict[str, float] = {}
+        for name, seconds, thread in self._cpu.values():
+            cpu[name] = cpu.get(name, 0.0) + seconds
+            busiest[name] = max(busiest.get(name, 0.0), thread)
+        order = sorted(cpu, key=lambda k: -cpu[k])
+        self.peak.cpu_by_name = {k: round(cpu[k], 2) for k in order}
+        self.peak.busiest_thread_by_name = {k: round(busiest[k], 2) for k in cpu}
 
     def _run(self) -> None:
         while not self._stop.is_set():

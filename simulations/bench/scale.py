@@ -22,12 +22,14 @@ import logging
 import os
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from flwr.app import Context, RecordDict
 
+from clients import resident, timing
 from clients.app import train
 from clients.trace import load_trace, train_message
 from common import keys
@@ -36,6 +38,7 @@ from common.errors import SkydistillError
 from common.federation import load_federation
 from server.ground import prepare
 from simulations.bench.memory import TreeMemory
+from simulations.bench.priority import FlowerBelowClients
 from simulations.bench.report import merged_runs, write_report
 from simulations.bench.settings import ScaleBench
 from simulations.simulate import ray_env, simulation_link, with_paths
@@ -49,33 +52,73 @@ RAY_WORKER_NICENESS = {"RAY_worker_niceness": "0"}
 
 
 def _flower_rounds(
-    cfg: RunConfig, folder: Path, interval: float
+    cfg: RunConfig, folder: Path, interval: float, flower_niceness: int = 0
 ) -> tuple[dict[str, Any], TreeMemory]:
     env = {**ray_env(None), **RAY_WORKER_NICENESS}
     with simulation_link(folder / "flwr-home", env=env) as sim:
         if sim.link.proc is None:
             raise SkydistillError("the SuperLink did not start")
-        with TreeMemory(sim.link.proc.pid, interval=interval) as memory:
+        pid = sim.link.proc.pid
+        with (
+            TreeMemory(pid, interval=interval) as memory,
+            FlowerBelowClients(pid, flower_niceness, interval=interval) as below,
+        ):
             report = sim.run(cfg, Path(cfg.out_dir), progress=False)
+    report["flower_processes_reniced"] = len(below.reniced)
     return report, memory
 
 
-def plain_loop(cfg: RunConfig, trace: Path, out: Path) -> tuple[list[float], int]:
+@dataclass(frozen=True)
+class PlainLoop:
+    """What the plain loop measured: seconds per round, client rounds, and the seconds of each
+    part of a client round (clients/timing.py) summed over all of them."""
+
+    round_seconds: list[float]
+    client_rounds: int
+    parts: dict[str, float]
+
+    @property
+    def seconds(self) -> float:
+        return sum(self.round_seconds)
+
+    @property
+    def compute_seconds(self) -> float:
+        """Training and prediction alone: what the client rounds are for."""
+        return sum(self.parts[p] for p in timing.COMPUTE)
+
+    @property
+    def compute_ratio(self) -> float:
+        return self.seconds / self.compute_seconds if self.compute_seconds else float("nan")
+
+    def per_client_round(self) -> dict[str, float]:
+        """Milliseconds of each part per client round, and ``other``: the rest of the call."""
+        n = max(1, self.client_rounds)
+        out = {p: 1e3 * self.parts[p] / n for p in timing.PARTS}
+        out["other"] = 1e3 * (self.seconds - sum(self.parts.values())) / n
+        out["total"] = 1e3 * self.seconds / n
+        return {k: round(v, 2) for k, v in out.items()}
+
+
+def plain_loop(cfg: RunConfig, trace: Path, out: Path) -> PlainLoop:
     """Replay the traced train messages through ``clients.app.train`` in this process.
 
     Same clients (partition ids), rounds, messages (targets, indices, config) and run config
-    as the Flower run; each client keeps its own Context across rounds as a virtual node does.
-    The data are loaded before the clock starts. Returns (seconds per round, client rounds)."""
+    as the Flower run; each client keeps its own Context across rounds as a virtual node does,
+    and this process keeps what a ClientApp process keeps (clients/resident.py), starting from
+    nothing. The data are loaded before the clock starts."""
     shutil.rmtree(out, ignore_errors=True)
     plain = cfg.with_values({"out-dir": str(out), "trace-dir": ""})
     traced = load_trace(trace)
     if not traced:
         raise SkydistillError(f"no traced train messages in {trace}: the Flower run trained none")
+    resident.forget()
     load_federation(plain)  # decode and partition outside the timed loop
+    resident.run_data(plain)  # (what the ClientApp reads of them)
     threads = os.cpu_count() or 1
     contexts: dict[int, Context] = {}
     failed = 0
     seconds: dict[int, float] = {}
+    timing.reset()
     for item in traced:
         context = contexts.setdefault(
             item.partition_id,
@@ -91,14 +134,17 @@ def plain_loop(cfg: RunConfig, trace: Path, out: Path) -> tuple[list[float], int
                 run_config=plain.to_mapping(),
             ),
         )
+        message = train_message(item.content, item.partition_id)
         started = time.perf_counter()
-        reply = train(train_message(item.content, item.partition_id), context)
+        reply = train(message, context)
         took = time.perf_counter() - started
         seconds[item.server_round] = seconds.get(item.server_round, 0.0) + took
         failed += reply.has_error()
+    parts = timing.totals()
+    resident.forget()
     if failed:
         log.warning("%d of %d replayed client rounds failed", failed, len(traced))
-    return [seconds[r] for r in sorted(seconds)], len(traced)
+    return PlainLoop([seconds[r] for r in sorted(seconds)], len(traced), parts)
 
 
 def run_size(bench: ScaleBench, clients: int, work: Path) -> dict[str, Any]:
@@ -112,14 +158,15 @@ def run_size(bench: ScaleBench, clients: int, work: Path) -> dict[str, Any]:
     )
     load = {"flower_start": os.getloadavg()[0]}
     t0 = time.perf_counter()
-    report, memory = _flower_rounds(cfg, folder, bench.sample_interval)
+    report, memory = _flower_rounds(cfg, folder, bench.sample_interval, bench.flower_niceness)
     flower_wall = time.perf_counter() - t0
     load["flower_end"] = load["plain_start"] = os.getloadavg()[0]
     rounds = report["rounds"]
     round_seconds = [float(r["train_seconds"]) for r in rounds]
-    plain_rounds, client_rounds = plain_loop(cfg, folder / "trace", folder / "plain")
+    plain = plain_loop(cfg, folder / "trace", folder / "plain")
+    plain_rounds, client_rounds = plain.round_seconds, plain.client_rounds
     load["plain_end"] = os.getloadavg()[0]
-    plain_seconds = sum(plain_rounds)
+    plain_seconds = plain.seconds
     selected = sum(int(r["clients_selected"]) for r in rounds)
     ok = sum(int(r["clients_ok"]) for r in rounds)
     if client_rounds != ok:
@@ -137,12 +184,17 @@ def run_size(bench: ScaleBench, clients: int, work: Path) -> dict[str, Any]:
             sum(round_seconds[1:]) / sum(plain_rounds[1:]) if len(plain_rounds) > 1 else None
         ),
         "plain_loop_round_seconds": plain_rounds,
+        "client_compute_ratio": plain.compute_ratio,
+        "client_compute_seconds": plain.compute_seconds,
+        "client_round_ms": plain.per_client_round(),
         "load_average": load,
         "peak_rss_bytes": memory.peak.rss_bytes,
         "peak_pss_bytes": memory.peak.pss_bytes,
         "peak_rss_by_process": memory.peak.by_name,
         "peak_processes": memory.peak.processes,
         "memory_samples": memory.peak.samples,
+        "cpu_seconds_by_process": memory.peak.cpu_by_name,
+        "busiest_thread_cpu_seconds": memory.peak.busiest_thread_by_name,
         "round_total_seconds": [float(r["seconds"]) for r in rounds],
         "client_rounds": client_rounds,
         "clients_selected": selected,
@@ -151,16 +203,20 @@ def run_size(bench: ScaleBench, clients: int, work: Path) -> dict[str, Any]:
         "shard_size": cfg.shard_size,
         "shards": "drawn with replacement across clients from the client pool",
         "plain_loop_threads": os.cpu_count() or 1,
+        "flower_niceness": bench.flower_niceness,
+        "flower_processes_reniced": report["flower_processes_reniced"],
         "roles": cfg.roles,
         "reference_per_round": cfg.reference_per_round,
         "seed": cfg.seed,
     }
     log.info(
-        "%d clients: rounds %s s, plain loop %.1f s, overhead ratio %.2f, peak RSS %.2f GiB",
+        "%d clients: rounds %s s, plain loop %.1f s, overhead ratio %.2f, client compute "
+        "ratio %.2f, peak RSS %.2f GiB",
         clients,
         ", ".join(f"{s:.1f}" for s in round_seconds),
         plain_seconds,
         run["overhead_ratio"],
+        plain.compute_ratio,
         memory.peak.rss_bytes / 2**30,
     )
     return run
@@ -173,6 +229,14 @@ WHAT = {
     "plain_loop_seconds": "the same traced train messages replayed through clients.app.train "
     "in one process, torch threads = cores, data preloaded",
     "overhead_ratio": "sum(round_seconds) / plain_loop_seconds",
+    "client_compute_ratio": "plain_loop_seconds / the seconds the same plain loop spent in "
+    "training steps and predictions (clients/timing.py parts train + predict)",
+    "client_round_ms": "milliseconds per plain-loop client round of each part: decode (run "
+    "config, message), data (shard and reference tensors), model (the student to train), "
+    "train, predict, keep (the student into the state and its student file), encode (the "
+    "reply); other: the rest of the call",
+    "cpu_seconds_by_process": "CPU seconds (user + system) of each process of the Flower "
+    "run's tree, summed by name, as last sampled",
     "peak_rss_bytes": "max over samples every 0.5 s of the summed RSS of the SuperLink and "
     "all its descendants (SuperExec, ServerApp, simulation, Ray); shared pages counted once "
     "per process",

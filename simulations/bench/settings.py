@@ -158,6 +158,9 @@ class ScaleBench:
     out: Path = DEFAULT_OUT
     work: Path | None = None  # run folders (default: OUT/scale-work)
     sample_interval: float = 0.5
+    # Flower's processes (SuperLink, SuperExec, flwr-simulation) run at this niceness once
+    # Ray runs, below the actors (simulations/bench/priority.py); 0: at the bench's own
+    flower_niceness: int = 19
 
     def config(self, clients: int, folder: Path) -> RunConfig:
         """The run config of the fleet size ``clients``, tracing into ``folder``."""

@@ -37,6 +37,17 @@ def test_scale_report_has_the_format_other_tools_read(fixture_data: Path, tmp_pa
     assert run["client_rounds"] == run["clients_ok"] == run["clients_selected"] == 8
     assert run["plain_loop_seconds"] > 0
     assert run["overhead_ratio"] == sum(run["round_seconds"]) / run["plain_loop_seconds"]
+    # train and predict are most of a client round, and the parts add up to it
+    assert (
+        1
+        < run["client_compute_ratio"]
+        == pytest.approx(run["plain_loop_seconds"] / run["client_compute_seconds"])
+    )
+    parts = run["client_round_ms"]
+    assert parts["train"] > 0 and parts["predict"] > 0
+    # SuperLink, SuperExec and flwr-simulation ran below the actors once Ray was up
+    assert run["flower_processes_reniced"] == 3 and run["flower_niceness"] == 19
+    assert run["cpu_seconds_by_process"]["ray::ClientAppActor"] > 0
     # The tree held the SuperLink, the ServerApp and Ray's processes, well over 200 MB.
     assert run["peak_rss_bytes"] > 200e6 and run["peak_processes"] >= 4
     assert any(name.startswith("ray::") for name in run["peak_rss_by_process"])
