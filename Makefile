@@ -44,9 +44,10 @@ prometheus:
 	  $(SUDO) apt-get update -qq && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; }
 
-## test: lint, then the whole test suite (unit and integration)
+## test: lint, then the whole test suite (unit and integration) on 2 pytest-xdist workers;
+## the integration tests run in two serial streams (xdist_group, see tests/conftest.py)
 test: lint prometheus
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 format: $(STAMP)
 	$(BIN)/ruff format $(PACKAGES) tests

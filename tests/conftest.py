@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import os
+
+# Before torch (and its OpenMP runtime) loads, here and in every process a test starts: idle
+# OpenMP threads sleep instead of spinning. On this 2-core machine, shared with other work and
+# with a second pytest worker, spinning threads made a tiny model's training 10x slower
+# (70 s instead of 7 s, measured); sleeping threads change no result, only the waiting.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 from tests.data.eurosat.make import make
+from tests.shared_cache import session_cache
+
+# One torch thread in the test process (and in each pytest-xdist worker): the suite's models
+# are tiny, two workers share two cores, and a test that needs more threads sets them itself
+# (the autouse fixture below puts the count back after it).
+torch.set_num_threads(1)
 
 # Fixtures that several test folders share: the on-board tests' trained student (a session
 # fixture) and the fetch tests' archives and HTTP server.
@@ -24,15 +39,29 @@ def fixture_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _isolated_cache(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("SKYDISTILL_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+    monkeypatch.setenv("SKYDISTILL_CACHE", str(session_cache(tmp_path_factory)))
 
 
 @pytest.fixture(autouse=True)
 def _torch_threads() -> Iterator[None]:
     """Every test starts with the process's torch thread count: the commands a test runs
     in-process (export, predict) set it for their process, and training differs with it."""
-    import torch
-
     before = torch.get_num_threads()
     yield
     torch.set_num_threads(before)
+
+
+# Integration tests run in two serial streams beside the unit tests under `make test`
+# (pytest -n 2 --dist loadgroup): each stream keeps one Flower or Ray federation at a time,
+# and a module's tests stay together (tests/deploy/test_agents.py shares one SuperLink).
+# The split balances the streams' measured durations: the federations of `skydistill
+# simulate` and `flwr run` in one, the benchmarks, deployment and monitoring in the other.
+SIMULATION_STREAM = "tests/simulations/test_"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("integration") is not None:
+            stream = "simulate" if item.nodeid.startswith(SIMULATION_STREAM) else "bench-deploy"
+            item.add_marker(pytest.mark.xdist_group(f"integration-{stream}"))

@@ -38,6 +38,7 @@ from server.history import REPORT_FILE
 from simulations.deployment import ServerOptions, deployment_superlink, register_agent
 from simulations.flower import SuperLink, run_status, submit_run
 from simulations.simulate import COMPLETED, write_run_config
+from tests.shared_cache import session_cache
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -123,7 +124,7 @@ def fleet(fixture_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
     # Module scope runs before the autouse cache fixture: give the SuperLink (and with it the
     # ServerApp) the same isolated cache as the agents, where the pre-installed students are.
     mp = pytest.MonkeyPatch()
-    mp.setenv("SKYDISTILL_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+    mp.setenv("SKYDISTILL_CACHE", str(session_cache(tmp_path_factory)))
     with ExitStack() as stack:
         stack.callback(mp.undo)
         certs = make_certs(root / "certs", agents=[*CLASSES, "rogue"]).folder

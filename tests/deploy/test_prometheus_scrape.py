@@ -114,7 +114,9 @@ def test_prometheus_scrapes_what_the_report_says(
         num_rounds=3,
         fraction_train=1.0,
         reference_per_round=8,
-        teacher_epochs=1,
+        teacher_epochs=1,  # one epoch per ground model: the other integration tests' cache
+        global_pretrain_epochs=1,
+        preinstall_epochs=1,
         metrics_address=metrics_address,
         metrics_linger=5.0,
     )

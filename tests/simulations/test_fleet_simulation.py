@@ -22,8 +22,9 @@ def test_contact_aware_rounds_follow_the_contact_plan(fixture_data: Path, tmp_pa
         num_rounds=3,
         fraction_train=1.0,
         reference_per_round=8,
-        teacher_epochs=2,
+        teacher_epochs=1,  # one epoch per ground model: the other integration tests' cache
         global_pretrain_epochs=1,
+        preinstall_epochs=1,
         metrics_address="",
         metrics_linger=0.0,
         round_window_minutes=60.0,

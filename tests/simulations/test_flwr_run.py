@@ -31,7 +31,9 @@ def test_flwr_run_with_fewer_supernodes_warns_and_leaves_plot_and_logs(
         num_rounds=1,
         fraction_train=1.0,
         reference_per_round=8,
-        teacher_epochs=2,
+        teacher_epochs=1,  # one epoch per ground model: the other integration tests' cache
+        global_pretrain_epochs=1,
+        preinstall_epochs=1,
         metrics_address="",  # no exporter: other runs on this machine may hold the port
         metrics_linger=0.0,
     )

@@ -41,6 +41,8 @@ def test_signal_mid_run_leaves_no_process_behind(
             "--set",
             "global-pretrain-epochs=1",
             "--set",
+            "preinstall-epochs=1",  # one epoch per ground model: the other tests' cache
+            "--set",
             "metrics-address=",
         ],
         stdout=subprocess.PIPE,

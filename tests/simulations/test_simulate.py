@@ -28,7 +28,9 @@ def _three_clients(fixture_data: Path, **overrides: Any) -> RunConfig:
         num_rounds=2,
         fraction_train=1.0,
         reference_per_round=REF_PER_ROUND,
-        teacher_epochs=2,
+        teacher_epochs=1,  # one epoch per ground model: the other integration tests' cache
+        global_pretrain_epochs=1,
+        preinstall_epochs=1,
         codec="int8",
         metrics_linger=0.0,
         **overrides,
