@@ -12,10 +12,14 @@ The report keeps its first keys for the run config's own attack (``attack``): ``
 ``robust_loss_points``; ``attacks`` holds every attack's final accuracy per rule, and
 ``sleeper`` when the sleeper ran under ``history``: the round each sleeper turned, and the
 round its trust fell under the threshold (server/trust.py).
+
+A federation whose folder already holds its finished report (same settings) is not run again
+(:func:`finished_run`): an interrupted invocation resumes at the run it stopped in.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -24,7 +28,10 @@ from typing import Any
 
 import torch
 
+from common.config import RunConfig
+from server.checkpoint import NOT_COMPARED
 from server.ground import prepare
+from server.history import REPORT_FILE, finite_json
 from simulations.bench.plots import plot_robust
 from simulations.bench.report import write_report
 from simulations.bench.robust_trust import sleeper_detection, trust_outcome
@@ -46,6 +53,21 @@ def _summary(report: dict[str, Any], seconds: float, **extra: Any) -> dict[str, 
         "seconds": seconds,
         **extra,
     }
+
+
+def finished_run(cfg: RunConfig, folder: Path) -> dict[str, Any] | None:
+    """The report of a federation run in ``folder`` before, with the same settings (paths and
+    the exporter aside) and every round done, else None: an invocation picks up where an
+    interrupted one stopped, and a part run alone (``--attacks``) counts for the whole."""
+    path = folder / REPORT_FILE
+    try:
+        report: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    then = {k: v for k, v in report.get("config", {}).items() if k not in NOT_COMPARED}
+    now = {k: v for k, v in finite_json(cfg.to_mapping()).items() if k not in NOT_COMPARED}
+    done = (report.get("final") or {}).get("rounds_completed")
+    return report if then == now and done == cfg.num_rounds else None
 
 
 def planned_runs(bench: RobustBench) -> dict[str, dict[str, Any]]:
@@ -74,13 +96,17 @@ def run_robust(bench: RobustBench) -> dict[str, Any]:
     with simulation_link(work / "flwr-home") as sim:
         for name, overrides in planned_runs(bench).items():
             cfg = with_paths(bench.config(**overrides), work / name)
-            log.info("%s: %s, %.0f%% attackers", name, cfg.aggregation, 100 * cfg.attackers)
+            report = finished_run(cfg, work / name)
             t0 = time.perf_counter()
-            report = sim.run(cfg, work / name, progress=False)
+            if report is None:
+                log.info("%s: %s, %.0f%% attackers", name, cfg.aggregation, 100 * cfg.attackers)
+                report = sim.run(cfg, work / name, progress=False)
+                seconds = time.perf_counter() - t0
+            else:
+                log.info("%s: found finished in %s, not run again", name, work / name)
+                seconds = float(report["final"]["seconds"])
             trust = trust_outcome(report, bench.attackers)
-            results[name] = _summary(
-                report, time.perf_counter() - t0, rule=cfg.aggregation, trust=trust
-            )
+            results[name] = _summary(report, seconds, rule=cfg.aggregation, trust=trust)
     t0 = time.perf_counter()
     control_rounds = ground.without_clients(base.num_rounds)
     control = {

@@ -24,7 +24,14 @@ def test_bench_robust_runs_each_attack_under_each_rule_against_the_control(
     fixture_data: Path, tmp_path: Path
 ) -> None:
     base = on_fixture_data(robust_defaults(), fixture_data).with_values(
-        {"num-clients": 4, "num-rounds": 2, "attack": "sleeper", "attack-after": 1}
+        # few epochs of the ground's head refits: three federations, each a few seconds
+        {
+            "num-clients": 4,
+            "num-rounds": 2,
+            "attack": "sleeper",
+            "attack-after": 1,
+            "head-epochs": 5,
+        }
     )
     out = tmp_path / "out"
     bench = RobustBench(

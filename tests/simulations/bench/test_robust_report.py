@@ -97,3 +97,19 @@ def test_sleeper_detection_reads_when_each_sleeper_lied_and_when_it_was_flagged(
     assert found["trust"]["drone-1"] == {2: 1.0, 5: 0.55, 6: 0.3}
     outcome = trust_outcome({"rounds": rounds}, attackers=20)
     assert outcome["flagged_attackers"] == 2 and outcome["flagged_honest"] == 0
+
+
+def test_a_finished_run_with_the_same_settings_is_not_run_again(tmp_path: Path) -> None:
+    from simulations.bench.robust import finished_run
+
+    cfg = _bench().config(aggregation="median", attackers=0.2, attack="lma")
+    report = {"config": cfg.to_mapping(), "final": {"rounds_completed": cfg.num_rounds}}
+    (tmp_path / "report.json").write_text(json.dumps(report))
+    assert finished_run(cfg, tmp_path) == report
+    moved = cfg.with_values({"out-dir": "/elsewhere", "data-dir": "/data"})
+    assert finished_run(moved, tmp_path) == report  # paths do not change a result
+    assert finished_run(cfg.with_values({"attack": "cpa"}), tmp_path) is None
+    assert finished_run(cfg, tmp_path / "nothing") is None
+    report["final"]["rounds_completed"] = cfg.num_rounds - 1  # interrupted: run it again
+    (tmp_path / "report.json").write_text(json.dumps(report))
+    assert finished_run(cfg, tmp_path) is None
