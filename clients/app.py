@@ -107,7 +107,7 @@ def _train_fedkd(msg: Message, context: Context, node: Node) -> RecordDict:
         targets=task.targets,
         truth=truth,
     )
-    statistics = None
+    statistics, r = None, task.server_round
     sent = storage.statistics_round(context.state)
     if task.send_statistics and statistics_due(
         node.cfg, node.partition_id, task.server_round, sent
@@ -124,11 +124,11 @@ def _train_fedkd(msg: Message, context: Context, node: Node) -> RecordDict:
         task.codec,
         node.role,
         {
-            keys.NUM_EXAMPLES: claimed(node.cfg, node.partition_id, result.num_examples),
+            keys.NUM_EXAMPLES: claimed(node.cfg, node.partition_id, r, result.num_examples),
             keys.TRAIN_LOSS: result.train_loss,
             keys.LOCAL_ACCURACY: result.local_accuracy,
             keys.CLASS_COUNTS: [
-                claimed(node.cfg, node.partition_id, n)
+                claimed(node.cfg, node.partition_id, r, n)
                 for n in torch.bincount(train_split.y, minlength=fed.num_classes).tolist()
             ],
             keys.TRAIN_SAMPLES: result.train_samples,

@@ -226,10 +226,13 @@ def _attack(cfg: RunConfig, partition_id: int, fed: Federation | None = None) ->
     return Attack.of(cfg, classes, aim)
 
 
-def claimed(cfg: RunConfig, partition_id: int, count: int) -> int:
-    """The evidence a client claims for ``count`` tiles (an attacker's times attack-scale)."""
+def claimed(cfg: RunConfig, partition_id: int, server_round: int, count: int) -> int:
+    """The evidence a client claims for ``count`` tiles in ``server_round`` (an attacker's
+    times attack-scale, once it lies: a sleeper's honest rounds claim what it holds)."""
     attack = _attack(cfg, partition_id)
-    return count if attack is None else int(round(count * attack.scale))
+    if attack is None or attack.playing(partition_id, server_round) is None:
+        return count
+    return int(round(count * attack.scale))
 
 
 def statistics_due(cfg: RunConfig, partition_id: int, server_round: int, sent: int | None) -> bool:

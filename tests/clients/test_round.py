@@ -121,7 +121,8 @@ def test_an_attacker_estimates_the_consensus_from_its_targets_unless_omniscient(
 
 def test_attackers_claim_inflated_evidence_and_a_sleeper_resends_its_statistics() -> None:
     cfg = RunConfig(num_clients=10, attackers=0.2, attack="sleeper", attack_scale=10.0)
-    assert claimed(cfg, 1, 7) == 70 and claimed(cfg, 2, 7) == 7  # 2 is honest
+    assert claimed(cfg, 1, 4, 7) == 70 and claimed(cfg, 2, 4, 7) == 7  # 2 is honest
+    assert claimed(cfg, 1, 3, 7) == 7  # a sleeper's honest round claims what it holds
     # statistics leave once; a sleeper that sent them before turning (round 3) sends again,
     # once, the first time it is sampled after
     assert statistics_due(cfg, 2, 1, None) and not statistics_due(cfg, 2, 9, 1)
