@@ -15,6 +15,8 @@ from common.config_rules import Range
 from common.help_format import DefaultsHelpFormatter
 from simulations.bench.settings import (
     DEFAULT_OUT,
+    ROBUST_ATTACKS,
+    ROBUST_RULES,
     DistillBench,
     FleetBench,
     OnboardBench,
@@ -106,10 +108,11 @@ def _distill(kinds: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def _robust(kinds: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     r = kinds.add_parser(
         "robust",
-        help="clean vs Byzantine-attacked federations with the plain mean and a robust rule",
-        description="Three federated-distillation runs on one partition: clean (plain mean), "
-        "with ATTACKERS Byzantine clients and the plain mean, and with them and a robust rule. "
-        "Writes OUT/robust.json and OUT/robust.png.",
+        help="clean vs Byzantine-attacked federations: each attack under the mean, robust rules "
+        "and the history rule",
+        description="On one partition: a clean federation (plain mean), then, for each attack of "
+        "--attacks, ATTACKERS Byzantine clients under each rule of --rules, and the no-client "
+        "control. Writes OUT/robust.json and OUT/robust.png (docs/robustness.md).",
         formatter_class=DefaultsHelpFormatter,
     )
     d = RobustBench()
@@ -118,20 +121,38 @@ def _robust(kinds: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _option(r, "--attackers", _NON_NEGATIVE, d.attackers, "Byzantine clients among them")
     mirror(
         "--attack",
-        "what the attackers send",
-        choices=("random", "inverted", "constant", "mixed"),
+        "the attack of the report's first keys (attacked_mean, attacked_robust)",
+        choices=ROBUST_ATTACKS,
+    )
+    r.add_argument(
+        "--attacks",
+        nargs="+",
+        choices=ROBUST_ATTACKS,
+        default=list(d.attacks),
+        metavar="ATTACK",
+        help=f"the attacks run under every rule ({', '.join(ROBUST_ATTACKS)})",
+    )
+    r.add_argument(
+        "--rules",
+        nargs="+",
+        choices=ROBUST_RULES,
+        default=list(d.rules),
+        metavar="RULE",
+        help=f"the rules each attack runs under, mean first ({', '.join(ROBUST_RULES)})",
     )
     r.add_argument(
         "--rule",
-        choices=("trimmed-mean", "median"),
+        choices=("trimmed-mean", "median", "history"),
         default=d.rule,
-        help="robust aggregation rule of the third run",
+        help="the robust rule of the report's attacked_robust",
     )
+    mirror("--attack-scale", "evidence each attacker claims, times its own", type=float)
     mirror("--rounds", "federated rounds of each run", type=int)
     mirror("--alpha", ALPHA_HELP, type=float)
+    mirror("--ground-gap", "N:KEEP archive gap (empty: none)")
     mirror("--seed", SEED_HELP, type=int)
     _common(r)
-    add_set(r, "reference-per-round=300", "override a run-config key of the three runs")
+    add_set(r, "client-statistics=0", "override a run-config key of every run")
     r.set_defaults(func=_run, make_bench=robust_bench)
 
 

@@ -39,7 +39,14 @@ def robust_bench(args: argparse.Namespace) -> RobustBench:
         raise ConfigError(
             f"--attackers {args.attackers}: must be fewer than the {base.num_clients} clients"
         )
-    return RobustBench(base=base, attackers=args.attackers, rule=args.rule, out=args.out)
+    return RobustBench(
+        base=base,
+        attackers=args.attackers,
+        rule=args.rule,
+        out=args.out,
+        attacks=tuple(args.attacks),
+        rules=tuple(args.rules),
+    )
 
 
 def onboard_bench(args: argparse.Namespace) -> OnboardBench:

@@ -35,9 +35,11 @@ ROBUST_FLAGS = {
     "--alpha": "alpha",
     "--seed": "seed",
     "--attack": "attack",
+    "--attack-scale": "attack-scale",
+    "--ground-gap": "archive-gap",
 }
 ROBUST_FIXED = {
-    "aggregation": "bench robust runs the mean twice and --rule once",
+    "aggregation": "bench robust runs every rule of --rules",
     "attackers": "use --attackers (a number of clients)",
     "metrics-address": _NO_EXPORTER,
     "metrics-linger": _NO_EXPORTER,

@@ -24,10 +24,13 @@ from clients.node import Node
 from clients.reply import build_reply
 from clients.round import (
     check_shard,
+    claimed,
     fedkd_round,
+    reference_truth,
     round_seed,
     shard_statistics,
     shared_predictions,
+    statistics_due,
 )
 from clients.timing import DATA, DECODE, ENCODE, KEEP, MODEL, part
 from clients.trace import save_train
@@ -108,13 +111,26 @@ def _train_fedkd(msg: Message, context: Context, node: Node) -> RecordDict:
     result = fedkd_round(node, task, student, train_split, holdout, reference)
     with part(KEEP):
         storage.keep_student(context.state, node, fed, student, task.server_round, key=key)
-    statistics = None
-    if task.send_statistics and not storage.statistics_sent(context.state):
+    truth = reference_truth(fed, task.indices) if node.cfg.attack_omniscient else None
+    statistics, r = None, task.server_round
+    sent = storage.statistics_round(context.state)
+    if task.send_statistics and statistics_due(
+        node.cfg, node.partition_id, task.server_round, sent
+    ):
         # A shard does not change: its statistics travel once, the ground keeps them.
-        statistics = shard_statistics(node.cfg, fed, train_split)
+        statistics = shard_statistics(
+            node.cfg, fed, train_split, node.partition_id, task.server_round, student
+        )
         storage.mark_statistics_sent(context.state, task.server_round)
     with part(ENCODE):
-        probs = shared_predictions(result.probs, node.cfg, node.partition_id, task.server_round)
+        probs = shared_predictions(
+            result.probs,
+            node.cfg,
+            node.partition_id,
+            task.server_round,
+            targets=task.targets,
+            truth=truth,
+        )
         return build_reply(
             probs,
             task.indices,
@@ -122,12 +138,13 @@ def _train_fedkd(msg: Message, context: Context, node: Node) -> RecordDict:
             task.codec,
             node.role,
             {
-                keys.NUM_EXAMPLES: result.num_examples,
+                keys.NUM_EXAMPLES: claimed(node.cfg, node.partition_id, r, result.num_examples),
                 keys.TRAIN_LOSS: result.train_loss,
                 keys.LOCAL_ACCURACY: result.local_accuracy,
-                keys.CLASS_COUNTS: torch.bincount(
-                    train_split.y, minlength=fed.num_classes
-                ).tolist(),
+                keys.CLASS_COUNTS: [
+                    claimed(node.cfg, node.partition_id, r, n)
+                    for n in torch.bincount(train_split.y, minlength=fed.num_classes).tolist()
+                ],
                 keys.TRAIN_SAMPLES: result.train_samples,
             },
             topk=task.topk,

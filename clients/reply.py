@@ -46,6 +46,7 @@ def build_reply(
             )
         arrays = statistics.to_arrays()
         content[keys.CLASS_STATISTICS] = ArrayRecord({k: Array(a) for k, a in arrays.items()})
+    if client_name:  # its stable name: the server keys the client's trust and statistics by it
         info[keys.CLIENT_NAME] = client_name
     out: dict[str, int | float | list[int] | list[float]] = dict(metrics)
     out[keys.PAYLOAD_BYTES] = sum(

@@ -21,11 +21,12 @@ import torch
 from torch import nn
 
 from clients import resident
-from clients.attacks import is_attacker, poison
+from clients.attacks import Attack, is_attacker, poison, poison_labels
 from clients.instructions import TrainInstruction
 from clients.node import Node
 from clients.privacy import privatise
 from clients.timing import PREDICT, TRAIN, part
+from common.bands import DATASETS
 from common.class_stats import STATISTICS_BACKBONE, ClassStats, features
 from common.config import RunConfig
 from common.errors import DataNotFoundError
@@ -186,20 +187,91 @@ def answer_round(
 
 
 def shared_predictions(
-    probs: np.ndarray, cfg: RunConfig, partition_id: int, server_round: int
+    probs: np.ndarray,
+    cfg: RunConfig,
+    partition_id: int,
+    server_round: int,
+    *,
+    targets: np.ndarray | None = None,
+    truth: np.ndarray | None = None,
 ) -> np.ndarray:
     """The predictions that leave: an attacker's lie instead (clients/attacks.py), then DP
-    noise (clients/privacy.py), drawn from one stream seeded by (seed, partition, round)."""
+    noise (clients/privacy.py), drawn from one stream seeded by (seed, partition, round).
+    An attacker estimates the honest consensus from the ``targets`` it received and its own
+    ``probs``; with ``attack-omniscient``, from the targets and the tiles' ``truth``."""
     rng = np.random.default_rng([cfg.seed, partition_id, server_round])
-    if cfg.attackers and is_attacker(partition_id, cfg.num_clients, cfg.attackers):
-        probs = poison(probs, cfg.attack, partition_id, rng)
+    attack = _attack(cfg, partition_id)
+    kind = attack.playing(partition_id, server_round) if attack is not None else None
+    if attack is not None and kind is not None:
+        view = probs if targets is None else 0.5 * (np.asarray(targets) + probs)
+        if attack.omniscient and truth is not None and targets is not None:
+            view = 0.5 * (np.asarray(targets) + np.eye(probs.shape[1])[np.asarray(truth)])
+        probs = poison(probs, kind, partition_id, rng, view=view, flip=attack.flip)
     if cfg.dp_noise > 0:
         probs = privatise(probs, cfg.dp_clip, cfg.dp_noise, rng)
     return probs
 
 
-def shard_statistics(cfg: RunConfig, fed: Federation, train: Split) -> ClassStats:
+def reference_truth(fed: Federation, indices: np.ndarray) -> np.ndarray:
+    """The true classes of reference tiles (simulation: what an omniscient attacker knows)."""
+    truth: np.ndarray = np.asarray(fed.arrays.labels)[fed.partition.reference[indices]]
+    return truth
+
+
+def _attack(cfg: RunConfig, partition_id: int, fed: Federation | None = None) -> Attack | None:
+    """This client's attack, if it is one of the attackers (the aim: classes where the fusion
+    listens to the clients, ``a_c < discount * n_c``, known to an omniscient one)."""
+    if not (cfg.attackers and is_attacker(partition_id, cfg.num_clients, cfg.attackers)):
+        return None
+    classes = DATASETS[cfg.dataset].classes
+    aim: tuple[int, ...] = ()
+    if cfg.attack_omniscient and fed is not None:
+        labels = np.asarray(fed.arrays.labels)
+        held = np.bincount(labels[fed.partition.archive], minlength=len(classes))
+        pool = sum(np.bincount(labels[s], minlength=len(classes)) for s in fed.partition.shards)
+        aim = tuple(int(c) for c in np.flatnonzero(held < cfg.statistics_discount * pool))
+    return Attack.of(cfg, classes, aim)
+
+
+def claimed(cfg: RunConfig, partition_id: int, server_round: int, count: int) -> int:
+    """The evidence a client claims for ``count`` tiles in ``server_round`` (an attacker's
+    times attack-scale, once it lies: a sleeper's honest rounds claim what it holds)."""
+    attack = _attack(cfg, partition_id)
+    if attack is None or attack.playing(partition_id, server_round) is None:
+        return count
+    return int(round(count * attack.scale))
+
+
+def statistics_due(cfg: RunConfig, partition_id: int, server_round: int, sent: int | None) -> bool:
+    """Send the shard's class statistics now? Once, the first time (a shard does not change);
+    a sleeper attacker once more, the first round it is sampled after turning."""
+    if sent is None:
+        return True
+    attack = _attack(cfg, partition_id)
+    return attack is not None and attack.kind == "sleeper" and sent <= attack.after < server_round
+
+
+def shard_statistics(
+    cfg: RunConfig,
+    fed: Federation,
+    train: Split,
+    partition_id: int = -1,
+    server_round: int = 0,
+    student: nn.Module | None = None,
+) -> ClassStats:
     """Class statistics of the shard through the shared backbone (the pre-installed tiny
-    student every node holds, frozen), under the eight flips and rotations of each tile."""
+    student every node holds, frozen), under the eight flips and rotations of each tile.
+    An attacker's are computed with the labels its attack gives the tiles (from its deployed
+    ``student``'s predictions on them), and weigh attack-scale times its tiles."""
     backbone = resident.preinstalled(cfg, fed, STATISTICS_BACKBONE)
-    return ClassStats.of(features(backbone, train.x), train.y.numpy(), fed.num_classes)
+    labels = train.y.numpy()
+    attack = _attack(cfg, partition_id, fed)
+    kind = attack.playing(partition_id, server_round) if attack is not None else None
+    if attack is None or kind is None:
+        return ClassStats.of(features(backbone, train.x), labels, fed.num_classes)
+    own = predict_proba(student if student is not None else backbone, train.x)
+    rng = np.random.default_rng([cfg.seed, partition_id, server_round])
+    labels = poison_labels(labels, own, kind, partition_id, rng, flip=attack.flip, aim=attack.aim)
+    stats = ClassStats.of(features(backbone, train.x), labels, fed.num_classes)
+    f = attack.scale
+    return ClassStats(stats.counts * f, stats.sums * f, stats.scatter * f)

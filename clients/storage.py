@@ -148,5 +148,12 @@ def statistics_sent(state: RecordDict) -> bool:
     return bool(state.get(STATISTICS_SENT))
 
 
+def statistics_round(state: RecordDict) -> int | None:
+    """The round this client's class statistics were last sent in (None: never)."""
+    record = state.get(STATISTICS_SENT)
+    value = record.get(keys.SERVER_ROUND) if isinstance(record, ConfigRecord) else None
+    return value if isinstance(value, int) else None
+
+
 def mark_statistics_sent(state: RecordDict, server_round: int) -> None:
     state[STATISTICS_SENT] = ConfigRecord({keys.SERVER_ROUND: server_round})

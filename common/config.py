@@ -82,10 +82,15 @@ class RunConfig:
     topk: int = setting(3, "classes the topk codec keeps per row")
     aggregation: str = setting(
         "mean",
-        "fusion of the clients' predictions: mean (example-weighted), class-weighted, "
-        "entropy-reduced, trimmed-mean or median",
+        "fusion of the clients' predictions (or statistics): mean (example-weighted), "
+        "class-weighted, entropy-reduced, trimmed-mean, median or history (by trust)",
     )
     trim: float = setting(0.2, "trimmed-mean: share cut from each end")
+    history_base: str = setting("mean", "history: the rule applied to the clients it trusts")
+    trust_threshold: float = setting(
+        0.5, "trust under which a client is flagged (history: left out)"
+    )
+    trust_memory: float = setting(0.4, "weight of a client's past trust against its new agreement")
     roles: str = setting("satellite,drone,ground-station", "roles assigned to clients in turn")
     global_student: str = setting("small", "architecture of the server's global student")
     server_epochs: int = setting(1, "passes of the global student over the reference set a round")
@@ -152,7 +157,21 @@ class RunConfig:
     attackers: float = setting(
         0.0, "simulation: fraction of Byzantine clients (lowest partition ids)"
     )
-    attack: str = setting("mixed", "what the attackers send: random, inverted, constant or mixed")
+    attack: str = setting(
+        "mixed",
+        "what the attackers send: random, inverted, constant, mixed (the three in turn), lma, "
+        "cpa, label-flip or sleeper (clients/attacks.py)",
+    )
+    attack_scale: float = setting(
+        1.0, "evidence an attacker claims (examples, class counts, statistics), times its own"
+    )
+    attack_flip: str = setting(
+        "", "label-flip: SOURCE:TARGET classes (names or indices)", "each attacker's own pick"
+    )
+    attack_after: int = setting(3, "sleeper: rounds it is honest before it turns to lma")
+    attack_omniscient: int = setting(
+        0, "1: attackers know the truth the simulation holds, and aim at the archive's gaps"
+    )
     resume: int = setting(
         0, "1: continue from out-dir/checkpoint.pt (skydistill simulate --resume)"
     )

@@ -110,6 +110,11 @@ RANGES: dict[str, Range] = {
     "dp-noise": Range(0, note="0 = no noise"),
     "dp-clip": POSITIVE,
     "attackers": Range(0, 1, high_open=True, note="a fraction of the clients"),
+    "attack-scale": Range(1, 1e4, note="1 = the evidence it holds"),
+    "attack-after": NON_NEGATIVE,
+    "attack-omniscient": Range(0, 1, note="1 = the attackers know the truth"),
+    "trust-threshold": Range(0, 1, low_open=True, high_open=True),
+    "trust-memory": Range(0, 1, high_open=True, note="0 = the last agreement only"),
     "resume": Range(0, 1, note="1 = continue from the checkpoint"),
     "round-window-minutes": POSITIVE,
     "max-staleness": Range(0, 100),
@@ -125,7 +130,8 @@ RANGES: dict[str, Range] = {
 }
 
 
-AGGREGATIONS = ("mean", "class-weighted", "entropy-reduced", "trimmed-mean", "median")
+AGGREGATIONS = ("mean", "class-weighted", "entropy-reduced", "trimmed-mean", "median", "history")
+HISTORY_BASES = ("mean", "trimmed-mean", "median")
 METHODS = ("fedkd", "fedavg")
 CLIENT_INITS = ("pretrained", "scratch")
 OPTIMIZERS = ("adam", "sgd")
@@ -134,7 +140,7 @@ FEDAVG_STRATEGIES = ("FedAvg", "FedProx", "FedAdam")  # Flower's own strategies,
 BATCH_NORM = ("train", "frozen")
 SCHEDULES = ("contact-aware", "synchronous")
 SAMPLE_BY = ("node", "client")
-ATTACKS = ("random", "inverted", "constant", "mixed")
+ATTACKS = ("random", "inverted", "constant", "mixed", "lma", "cpa", "label-flip", "sleeper")
 
 # Every text field of RunConfig with a fixed set of values, by its kebab-case key (a test
 # checks each default is allowed). ``MAY_BE_EMPTY`` keys also take "" (their feature is off).
@@ -142,6 +148,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "dataset": tuple(DATASETS),
     "codec": tuple(c.value for c in Codec),
     "aggregation": AGGREGATIONS,
+    "history-base": HISTORY_BASES,
     "method": METHODS,
     "client-init": CLIENT_INITS,
     "fedavg-optimizer": OPTIMIZERS,
@@ -192,6 +199,29 @@ class InvalidSettings(ConfigError):
         return (InvalidSettings, (self.problems, self.sources))
 
 
+def parse_class_pair(value: str, classes: Sequence[str]) -> tuple[int, int] | None:
+    """``attack-flip``: ``"A:B"`` (class names or indices) -> (A, B); ``""`` -> None."""
+    if not value:
+        return None
+    parts = [p.strip() for p in value.split(":")]
+    if len(parts) != 2:
+        raise ConfigError("must be SOURCE:TARGET, two class names or indices")
+    pair = []
+    for name in parts:
+        if name.isdigit() and int(name) < len(classes):
+            pair.append(int(name))
+        elif name in classes:
+            pair.append(list(classes).index(name))
+        else:
+            raise ConfigError(
+                f"names {name!r}, neither a class index below {len(classes)} nor one of "
+                f"{', '.join(classes)}"
+            )
+    if pair[0] == pair[1]:
+        raise ConfigError("flips a class onto itself: name two different classes")
+    return pair[0], pair[1]
+
+
 def problems(values: Mapping[str, Any]) -> list[Invalid]:
     """Every bad value of a whole run config (kebab-case keys, values of the field types):
     choices first, then the roles, the ranges in field order and the rules between keys."""
@@ -220,6 +250,11 @@ def problems(values: Mapping[str, Any]) -> list[Invalid]:
         parse_archive_gap(values["archive-gap"])
     except ConfigError as exc:
         found.append(Invalid("archive-gap", values["archive-gap"], str(exc)))
+    if values["dataset"] in DATASETS:
+        try:
+            parse_class_pair(values["attack-flip"], DATASETS[values["dataset"]].classes)
+        except ConfigError as exc:
+            found.append(Invalid("attack-flip", values["attack-flip"], str(exc)))
     shares = {k: values[k] for k in SPLIT_SHARES}
     total = sum(shares.values())
     if all(RANGES[k].holds(v) for k, v in shares.items()) and total >= 1:

@@ -54,7 +54,7 @@ CLIENT_SECONDS = "client-seconds"
 # Keys inside INFO
 ROLE = "role"
 PARTITION_ID = "partition-id"  # in the reply to a QUERY: which simulated client a node is
-CLIENT_NAME = "client-name"  # in a train reply with statistics: a stable name (replaces earlier)
+CLIENT_NAME = "client-name"  # in a train reply: a stable name (keys its trust and statistics)
 
 # Node config (set per SuperNode: `--node-config "role='drone' data-dir='/data'"`)
 NODE_ROLE = "role"

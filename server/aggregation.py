@@ -29,6 +29,9 @@ class Rule(StrEnum):
     ENTROPY_REDUCED = "entropy-reduced"
     TRIMMED_MEAN = "trimmed-mean"
     MEDIAN = "median"
+    # each client weighed by its trust (server/trust.py), then a base rule: the weighing is
+    # the strategy's (server/defence.py); called on its own it is the mean
+    HISTORY = "history"
 
     @classmethod
     def parse(cls, value: str) -> Rule:
@@ -186,12 +189,13 @@ def aggregate(
 ) -> np.ndarray:
     """Aggregate client predictions with ``rule`` into one float32 (n, C) array.
 
-    ``weights`` (examples per client) are used by mean and entropy-reduced; the robust rules
+    ``weights`` (examples per client) are used by mean (and history, the mean of the clients
+    the strategy already weighed by trust) and entropy-reduced; the robust rules
     ignore them but still check that there is one weight per client. ``class_counts`` (tiles
     per class per client) drive class-weighted; without them it is the weighted mean.
     """
     rule = Rule.parse(str(rule))
-    if rule is Rule.MEAN:
+    if rule is Rule.MEAN or rule is Rule.HISTORY:
         return weighted_mean(predictions, weights)
     if rule is Rule.CLASS_WEIGHTED:
         _weights(weights, len(predictions))

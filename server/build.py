@@ -17,11 +17,12 @@ from common.federation import Federation
 from common.preinstalled import preinstalled_student
 from server.aggregation import Rule
 from server.contact_fedkd import ContactFedKD
-from server.evidence import StatisticsKnowledge, ground_statistics
+from server.evidence import StatisticsKnowledge
 from server.fleet import build_schedule, discover_clients
 from server.ground import GroundSegment
 from server.heads import ArchHead, DeployedHeads
 from server.knowledge import Knowledge
+from server.statistics_rules import ruled_statistics
 from server.strategy import FedKD
 from server.teacher import TeacherRefiner
 
@@ -68,6 +69,9 @@ def strategy_options(cfg: RunConfig) -> dict[str, Any]:
         "evaluate_every": cfg.evaluate_every,
         "num_rounds": cfg.num_rounds,
         "sample_by_client": cfg.sample_by == "client",
+        "history_base": Rule.parse(cfg.history_base),
+        "trust_threshold": cfg.trust_threshold,
+        "trust_memory": cfg.trust_memory,
     }
 
 
@@ -89,7 +93,8 @@ def statistics_and_heads(
         lr=cfg.head_lr,
         kd_weight=cfg.head_kd_weight,
     )
-    statistics = ground_statistics(cfg, feats[STATISTICS_BACKBONE], ground.fed.num_classes)
+    # pooled by the run's aggregation rule (server/statistics_rules.py)
+    statistics = ruled_statistics(cfg, feats[STATISTICS_BACKBONE], ground.fed.num_classes)
     return statistics, heads
 
 

@@ -61,6 +61,8 @@ class Checkpoint:
     teacher: dict[str, Any] | None = None  # the refined teacher and its optimiser, if refined
     # client name -> its class statistics as sent (client-statistics = 1)
     statistics: dict[str, dict[str, np.ndarray]] | None = None
+    # every client's trust (server/trust.py TrustLedger.state), so a resumed run keeps it
+    trust: dict[str, Any] | None = None
 
     def save(self, out_dir: Path) -> Path:
         blob = {"format_version": FORMAT_VERSION, **self.__dict__}
@@ -142,6 +144,7 @@ def snapshot(
             if strategy.statistics is not None
             else None
         ),
+        trust=strategy.defence.ledger.state(),
     )
 
 
@@ -186,12 +189,14 @@ def restore(
     if refiner is not None and ckpt.teacher is not None:
         refiner.load_state(ckpt.teacher)
         strategy.knowledge.set_teacher(refiner.soft_labels())
+    strategy.defence.restore(ckpt.trust)
     if strategy.statistics is not None and ckpt.statistics:
         pooled = strategy.statistics
         for name, arrays in ckpt.statistics.items():
             pooled.add(
                 name, ClassStats.from_arrays(arrays, pooled.archive.num_classes, pooled.archive.dim)
             )
+        strategy.defence.reweigh(pooled)  # the history rule's weights, before the fusion
         strategy.fuse_statistics()
     history.teacher_accuracy = float(ckpt.history["teacher_accuracy"])
     history.start_accuracy = float(ckpt.history["start_accuracy"])

@@ -58,6 +58,9 @@ class RoundRecord:
     client_seconds_max: float = 0.0
     # What each reply carried: records and array shapes (audit that only soft labels travel).
     replies: list[dict[str, Any]] = field(default_factory=list)
+    # Clients' trust after the round (server/trust.py TrustLedger.summary): threshold, how
+    # many are known and under it, lowest and median, the flagged keys, the scored clients'.
+    trust: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -142,6 +142,23 @@ TEACHER_ACCURACY = MeasuredGauge(
     "refined teacher's after each round with teacher-refine-epochs > 0.",
     registry=REGISTRY,
 )
+# Trust from history (server/trust.py): a summary only, never a client id as a label.
+CLIENTS_DISTRUSTED = Gauge(
+    "skydistill_clients_distrusted",
+    "Clients whose trust is under trust-threshold after the last round (flagged: the history "
+    "rule leaves them out).",
+    registry=REGISTRY,
+)
+TRUST_MIN = MeasuredGauge(
+    "skydistill_trust_min_ratio",
+    "Lowest trust of any known client after the last round.",
+    registry=REGISTRY,
+)
+TRUST_MEDIAN = MeasuredGauge(
+    "skydistill_trust_median_ratio",
+    "Median trust of the known clients after the last round.",
+    registry=REGISTRY,
+)
 RUN_INFO = Info(
     "skydistill_run",
     "What is running: strategy, aggregation rule, codec, dataset.",
@@ -166,6 +183,9 @@ METRICS = (
     DISTILL_LOSS,
     TEACHER_AGREEMENT,
     TEACHER_ACCURACY,
+    CLIENTS_DISTRUSTED,
+    TRUST_MIN,
+    TRUST_MEDIAN,
     RUN_INFO,
 )
 
@@ -231,6 +251,18 @@ def observe_round(record: RoundRecord, previous_accuracy: float | None) -> None:
         TEACHER_AGREEMENT.set(record.teacher_agreement)
     if record.teacher_accuracy is not None:
         TEACHER_ACCURACY.set(record.teacher_accuracy)
+    observe_trust(record.trust)
+
+
+def observe_trust(trust: dict[str, object]) -> None:
+    """A round's trust summary (server/trust.py ``TrustLedger.summary``) as gauges."""
+    count, low, median = trust.get("under_threshold"), trust.get("min"), trust.get("median")
+    if isinstance(count, int):
+        CLIENTS_DISTRUSTED.set(count)
+    if isinstance(low, int | float):
+        TRUST_MIN.set(low)
+    if isinstance(median, int | float):
+        TRUST_MEDIAN.set(median)
 
 
 @dataclass

@@ -51,7 +51,7 @@ class ClientReply:
     statistics: ClassStats | None = None  # only when the server asked for them
     train_samples: int = 0
     client_seconds: float = 0.0
-    client_name: str = ""
+    client_name: str = ""  # the client's stable name (keys its trust and statistics)
 
 
 def parse_reply(
@@ -133,7 +133,7 @@ def parse_reply(
         statistics=statistics,
         train_samples=_count(metrics, keys.TRAIN_SAMPLES),
         client_seconds=_cost_seconds(metrics),
-        client_name=str(info.get(keys.CLIENT_NAME, "")) if statistics is not None else "",
+        client_name=_name(info),
     )
 
 
@@ -186,6 +186,13 @@ def _loss(metrics: MetricRecord) -> float:
             "metrics", f"{keys.TRAIN_LOSS} must be finite and non-negative, got {value!r}"
         )
     return value
+
+
+def _name(info: ConfigRecord) -> str:
+    """The stable name a reply carries (what trust and the statistics pool key a client by);
+    "" when it has none, or one that is not a short text."""
+    name = info.get(keys.CLIENT_NAME, "")
+    return name if isinstance(name, str) and 0 < len(name) <= 128 else ""
 
 
 def _scalar(metrics: MetricRecord, key: str) -> float:

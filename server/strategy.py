@@ -23,6 +23,7 @@ from common.codec import Codec
 from common.config import RunConfig
 from server import instructions
 from server.aggregation import Groups, Rule, aggregate_groups
+from server.defence import Defence
 from server.evidence import StatisticsKnowledge
 from server.heads import DeployedHeads
 from server.history import RoundRecord, TrainedRound
@@ -30,12 +31,14 @@ from server.knowledge import Knowledge
 from server.replies import ClientReply, client_test_accuracy, collect_replies, content_bytes
 from server.sampling import sample_nodes, wait_for_nodes
 from server.timings import Sent
+from server.trust import TrustLedger
 
 log = logging.getLogger(__name__)
 
 KNOWLEDGE = "knowledge"
 _DEFAULT = RunConfig()  # every default below is the run config's own
 _DEFAULT_CODEC, _DEFAULT_RULE = _DEFAULT.codec_mode, Rule.parse(_DEFAULT.aggregation)
+_DEFAULT_BASE = Rule.parse(_DEFAULT.history_base)
 
 
 class FedKD(Strategy):
@@ -71,6 +74,11 @@ class FedKD(Strategy):
     statistics, heads : StatisticsKnowledge, DeployedHeads, optional (``client-statistics``)
         Ask every client for class statistics instead of predictions, pool and fuse them;
         send down the heads the ground fits for each client architecture.
+    history_base, trust_threshold, trust_memory : Rule, float, float (``history-base``, mean;
+        ``trust-threshold``, 0.5; ``trust-memory``, 0.4)
+        Every client's trust from its agreement over rounds (server/trust.py): the rule the
+        ``history`` rule applies to the trusted replies, the trust under which a client is
+        flagged, the weight of its past trust against a new agreement.
     """
 
     def __init__(
@@ -92,6 +100,9 @@ class FedKD(Strategy):
         sample_by_client: bool = _DEFAULT.sample_by == "client",
         statistics: StatisticsKnowledge | None = None,
         heads: DeployedHeads | None = None,
+        history_base: Rule = _DEFAULT_BASE,
+        trust_threshold: float = _DEFAULT.trust_threshold,
+        trust_memory: float = _DEFAULT.trust_memory,
     ) -> None:
         self.knowledge = knowledge
         self.codec = codec
@@ -121,6 +132,8 @@ class FedKD(Strategy):
         self.updated = False  # did the last round change the knowledge?
         self.statistics = statistics
         self.heads = heads
+        # trust from history (server/trust.py), kept whatever the rule; acted on by ``history``
+        self.defence = Defence(rule, history_base, TrustLedger(trust_threshold, trust_memory))
 
     @property
     def asks_predictions(self) -> bool:
@@ -251,11 +264,13 @@ class FedKD(Strategy):
             return self._statistics_round(record, valid)
         groups = self._group(server_round, record, valid, senders)
         groups = {r: g for r, g in groups.items() if g[0]}
+        groups = self.defence.weigh(record.round, groups, self._issued)  # trust: server/defence.py
+        record.trust = self.defence.summary()
         if not groups:
             log.warning("round %d: no valid replies, knowledge unchanged", server_round)
             return None, None
         indices, agg = aggregate_groups(
-            self.rule, groups, self._issued, trim=self.trim, server_round=server_round
+            self.defence.applied, groups, self._issued, trim=self.trim, server_round=server_round
         )
         self.knowledge.update(indices, agg, server_round)
         return self._knowledge_arrived(record, [r for g in groups.values() for r in g[0]])
@@ -284,7 +299,9 @@ class FedKD(Strategy):
             log.warning("round %d: no valid replies, knowledge unchanged", record.round)
             return None, None
         assert self.statistics is not None
-        if self.statistics.pool(valid):
+        changed = self.defence.pool(record.round, valid, self.statistics)  # trust, pooling
+        record.trust = self.defence.summary()
+        if changed:
             self.fuse_statistics()
         return self._knowledge_arrived(record, valid)
 

@@ -55,13 +55,24 @@ def distill_summary(run: dict[str, Any], out: Path) -> str:
 
 
 def robust_summary(report: dict[str, Any], out: Path) -> str:
-    return (
-        f"clean {report['clean']['final_accuracy']:.4f}, attacked with the mean "
-        f"{report['attacked_mean']['final_accuracy']:.4f}, attacked with "
+    lines = [
+        f"clean {report['clean']['final_accuracy']:.4f}, attacked ({report['attack']}) with the "
+        f"mean {report['attacked_mean']['final_accuracy']:.4f}, attacked with "
         f"{report['attacked_robust']['rule']} "
         f"{report['attacked_robust']['final_accuracy']:.4f}; no-client control "
         f"{report['control']['final_accuracy']:.4f}; report: {out / 'robust.json'}"
-    )
+    ]
+    for attack, accs in (report.get("attacks") or {}).items():
+        lines.append(
+            f"  {attack:11s} " + "  ".join(f"{rule} {acc:.4f}" for rule, acc in accs.items())
+        )
+    sleeper = report.get("sleeper")
+    if sleeper:
+        lines.append(
+            f"  sleepers: {sleeper['sleepers_caught']} of {sleeper['sleepers_acted']} that lied "
+            f"flagged, within {sleeper['caught_within_rounds']} round(s)"
+        )
+    return "\n".join(lines)
 
 
 def onboard_summary(report: dict[str, Any], out: Path) -> str:

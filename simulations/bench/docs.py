@@ -10,6 +10,7 @@ from typing import Any
 
 from simulations.bench.docs_distill import distill_section
 from simulations.bench.docs_format import byte_size, figure, format_hours, pct
+from simulations.bench.docs_robust import robust_section
 
 
 def machine() -> str:
@@ -27,34 +28,6 @@ def machine() -> str:
         f"{os.cpu_count()} cores ({cpu}), no GPU, Python {platform.python_version()}, "
         f"torch {torch.__version__}"
     )
-
-
-def _robust_section(r: dict[str, Any], out: Path, img: Path, docs_dir: Path) -> list[str]:
-    rule = r["attacked_robust"]["rule"]
-    lines = [
-        "## Byzantine clients (`skydistill bench robust`)",
-        "",
-        "```",
-        f"skydistill bench robust --clients {r['clients']} --attackers {r['attackers']} "
-        f"--rounds {r['rounds']} --rule {rule}",
-        "```",
-        "",
-        f"{r['attackers']} of {r['clients']} clients send well-formed false predictions "
-        f"({r['attack']}: random, inverted or constant); alpha {r['alpha']:g}. Global-student "
-        "test accuracy in %:",
-        "",
-        "| run | final | seconds |",
-        "|---|---:|---:|",
-        f"| clean, mean | {pct(r['clean']['final_accuracy'])} | {r['clean']['seconds']:.0f} |",
-        f"| attacked, mean | {pct(r['attacked_mean']['final_accuracy'])} "
-        f"| {r['attacked_mean']['seconds']:.0f} |",
-        f"| attacked, {rule} | {pct(r['attacked_robust']['final_accuracy'])} "
-        f"| {r['attacked_robust']['seconds']:.0f} |",
-        "",
-        f"The plain mean loses {r['mean_loss_points']:.1f} points to the attack; {rule} "
-        f"loses {r['robust_loss_points']:.1f}.",
-    ]
-    return [*lines, *figure(out / "robust.png", img, docs_dir, "robust"), ""]
 
 
 def _onboard_section(report: dict[str, Any]) -> list[str]:
@@ -159,7 +132,7 @@ def render_docs(out: Path, docs: Path) -> Path:
         lines += distill_section(json.loads(distill.read_text()), out, img, docs.parent)
     robust = out / "robust.json"
     if robust.is_file():
-        lines += _robust_section(json.loads(robust.read_text()), out, img, docs.parent)
+        lines += robust_section(json.loads(robust.read_text()), out, img, docs.parent)
     onboard = out / "onboard.json"
     if onboard.is_file():
         lines += _onboard_section(json.loads(onboard.read_text()))

@@ -99,21 +99,52 @@ def plot_distill(run: dict[str, Any], out: Path) -> list[Path]:
 
 
 def plot_robust(report: dict[str, Any], path: Path) -> Path:
-    """Global-student accuracy per round: clean, attacked with the mean, with a robust rule."""
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    names = {
-        "clean": "clean, mean",
-        "attacked_mean": f"{report['attackers']} attackers, mean",
-        "attacked_robust": f"{report['attackers']} attackers, {report['attacked_robust']['rule']}",
-    }
-    for key, label in names.items():
-        ys = report[key]["rounds"]
-        ax.plot(range(1, len(ys) + 1), ys, "o-", ms=3, label=label)
-    ax.set_xlabel("round")
-    ax.set_ylabel("global-student test accuracy")
-    ax.set_title(f"Byzantine clients ({report['attack']}), {report['clients']} clients")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    """Left: global-student accuracy per round for the report's own attack (clean, each rule,
+    the no-client control dashed). Right: every attack's final accuracy per rule, against the
+    clean run and the control."""
+    fig, (curves, bars) = plt.subplots(1, 2, figsize=(13, 4.6), width_ratios=(1, 1.4))
+    attack = report["attack"]
+    lines = {"clean, mean": report["clean"]["rounds"]}
+    for name, run in report.get("runs", {}).items():
+        if name.startswith(f"{attack}-"):
+            lines[f"{report['attackers']} attackers, {run['rule']}"] = run["rounds"]
+    if len(lines) == 1:  # a report without the matrix: its first keys
+        for key in ("attacked_mean", "attacked_robust"):
+            lines[f"{report['attackers']} attackers, {report[key]['rule']}"] = report[key]["rounds"]
+    for label, ys in lines.items():
+        curves.plot(range(1, len(ys) + 1), ys, "o-", ms=3, label=label)
+    control = report["control"]["rounds"]
+    curves.plot(range(1, len(control) + 1), control, "k--", alpha=0.6, label="control: no client")
+    curves.set_xlabel("round")
+    curves.set_ylabel("global-student test accuracy")
+    curves.set_title(f"{attack}, {report['clients']} clients")
+    curves.grid(alpha=0.3)
+    curves.legend(loc="lower right", fontsize=7)
+    attacks = report.get("attacks", {})
+    rules = list(next(iter(attacks.values()))) if attacks else []
+    width = 0.8 / max(len(rules), 1)
+    for i, rule in enumerate(rules):
+        xs = [a + (i - (len(rules) - 1) / 2) * width for a in range(len(attacks))]
+        bars.bar(xs, [attacks[a][rule] for a in attacks], width, label=rule)
+    bars.axhline(report["clean"]["final_accuracy"], color="green", ls=":", label="clean")
+    bars.axhline(
+        report["control"]["final_accuracy"],
+        color="k",
+        ls="--",
+        alpha=0.6,
+        label="control: no client",
+    )
+    bars.set_xticks(range(len(attacks)), list(attacks), rotation=20, fontsize=8)
+    bars.set_ylabel("final global-student test accuracy")
+    low = min(
+        [report["control"]["final_accuracy"], *(v for a in attacks.values() for v in a.values())]
+    )
+    bars.set_ylim(max(0.0, low - 0.05), 1.0)
+    bars.set_title(
+        f"every attack, {report['attackers']} attackers (scale {report.get('attack_scale', 1):g})"
+    )
+    bars.grid(alpha=0.3, axis="y")
+    bars.legend(loc="lower right", fontsize=7, ncol=2)
     return _save(fig, path)
 
 

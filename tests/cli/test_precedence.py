@@ -36,12 +36,13 @@ OTHER: dict[str, str] = {
     "scenario": "small",
     "schedule": "synchronous",
     "attack": "random",
+    "attack-scale": "3.5",
     "round-window-minutes": "30",
     "max-staleness": "2",
     "staleness-decay": "0.7",
     "shard-size": "20",
     "reference-per-round": "64",
-    "archive-gap": "3:0.05",
+    "archive-gap": "2:0.1",  # bench robust's default is 3:0.05
 }
 
 

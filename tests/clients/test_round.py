@@ -8,7 +8,15 @@ import torch
 
 from clients.instructions import TrainInstruction
 from clients.node import Node
-from clients.round import check_shard, fedkd_round, local_round, round_seed, shared_predictions
+from clients.round import (
+    check_shard,
+    claimed,
+    fedkd_round,
+    local_round,
+    round_seed,
+    shared_predictions,
+    statistics_due,
+)
 from common.codec import Codec
 from common.config import ROLES, RunConfig
 from common.errors import DataNotFoundError
@@ -94,6 +102,34 @@ def test_honest_predictions_leave_unchanged_and_lies_and_noise_are_seeded() -> N
     noisy = shared_predictions(p, cfg, 5, 3)  # honest, with DP noise
     assert not np.array_equal(noisy, p) and (noisy.argmax(1) == p.argmax(1)).mean() > 0.7
     np.testing.assert_allclose(noisy.sum(1), 1.0, atol=1e-5)
+
+
+def test_an_attacker_estimates_the_consensus_from_its_targets_unless_omniscient() -> None:
+    p = _probs()
+    targets = _probs()[::-1].copy()
+    cfg = RunConfig(num_clients=10, attackers=0.2, attack="lma")
+    lie = shared_predictions(p, cfg, 0, 1, targets=targets)
+    np.testing.assert_array_equal(lie.argmax(1), (0.5 * (targets + p)).argmin(1))
+    truth = np.arange(40) % 10
+    omni = RunConfig(num_clients=10, attackers=0.2, attack="lma", attack_omniscient=1)
+    lie = shared_predictions(p, omni, 0, 1, targets=targets, truth=truth)
+    np.testing.assert_array_equal(lie.argmax(1), (0.5 * (targets + np.eye(10)[truth])).argmin(1))
+    sleeper = RunConfig(num_clients=10, attackers=0.2, attack="sleeper", attack_after=2)
+    np.testing.assert_array_equal(shared_predictions(p, sleeper, 1, 2, targets=targets), p)
+    assert (shared_predictions(p, sleeper, 1, 3, targets=targets).max(1) == 1).all()
+
+
+def test_attackers_claim_inflated_evidence_and_a_sleeper_resends_its_statistics() -> None:
+    cfg = RunConfig(num_clients=10, attackers=0.2, attack="sleeper", attack_scale=10.0)
+    assert claimed(cfg, 1, 4, 7) == 70 and claimed(cfg, 2, 4, 7) == 7  # 2 is honest
+    assert claimed(cfg, 1, 3, 7) == 7  # a sleeper's honest round claims what it holds
+    # statistics leave once; a sleeper that sent them before turning (round 3) sends again,
+    # once, the first time it is sampled after
+    assert statistics_due(cfg, 2, 1, None) and not statistics_due(cfg, 2, 9, 1)
+    assert statistics_due(cfg, 1, 5, 2) and not statistics_due(cfg, 1, 6, 5)
+    assert not statistics_due(cfg, 1, 3, 2)  # not turned yet
+    lma = RunConfig(num_clients=10, attackers=0.2, attack="lma")
+    assert not statistics_due(lma, 1, 5, 2)
 
 
 def test_round_seed_differs_per_round_and_run_seed() -> None:

@@ -84,6 +84,8 @@ def test_without_a_state_folder_the_student_stays_in_memory(fed: Federation) -> 
 
 def test_statistics_are_marked_sent_once() -> None:
     state = RecordDict()
-    assert not storage.statistics_sent(state)
+    assert not storage.statistics_sent(state) and storage.statistics_round(state) is None
     storage.mark_statistics_sent(state, 3)
-    assert storage.statistics_sent(state)
+    assert storage.statistics_sent(state) and storage.statistics_round(state) == 3
+    storage.mark_statistics_sent(state, 7)  # a sleeper sends its lie once more
+    assert storage.statistics_round(state) == 7

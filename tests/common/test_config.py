@@ -155,3 +155,28 @@ def test_statistics_are_refused_with_differential_privacy() -> None:
     with pytest.raises(ConfigError, match="privatises soft predictions, not class statistics"):
         RunConfig.from_mapping({"client-statistics": 1, "dp-noise": 0.5})
     assert RunConfig.from_mapping({"client-statistics": 1}).client_statistics == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("SeaLake", "must be SOURCE:TARGET"),
+        ("SeaLake:Ocean", "'Ocean', neither a class index below 10"),
+        ("3:3", "onto itself"),
+        ("12:1", "'12', neither"),
+    ],
+)
+def test_attack_flip_names_two_classes_of_the_dataset(text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=f"attack-flip .*{message}"):
+        RunConfig.from_mapping({"attack": "label-flip", "attack-flip": text})
+
+
+def test_attack_flip_takes_names_or_indices() -> None:
+    from common.config_rules import parse_class_pair
+
+    assert RunConfig().attack_flip == ""  # each attacker picks its own pair
+    names = ("AnnualCrop", "Forest", "SeaLake")
+    assert parse_class_pair("SeaLake:0", names) == (2, 0)
+    assert parse_class_pair(" Forest : SeaLake ", names) == (1, 2)
+    assert parse_class_pair("", names) is None
+    assert RunConfig.from_mapping({"attack-flip": "Residential:SeaLake"}).attack_flip

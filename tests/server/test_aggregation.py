@@ -55,7 +55,12 @@ def test_rules_parse_by_name() -> None:
         "entropy-reduced",
         "trimmed-mean",
         "median",
+        "history",  # the mean of what the strategy weighed by trust (server/defence.py)
     }
+    np.testing.assert_array_equal(
+        aggregate(Rule.HISTORY, [np.eye(3)[[0]], np.eye(3)[[1]]], [3, 1]),
+        aggregate(Rule.MEAN, [np.eye(3)[[0]], np.eye(3)[[1]]], [3, 1]),
+    )
     with pytest.raises(ConfigError, match="trimmed-mean"):
         Rule.parse("krum")
 

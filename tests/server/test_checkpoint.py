@@ -48,6 +48,7 @@ def test_round_trip_restores_every_piece_of_state(fixture_data: Path, tmp_path: 
         )
     ]
     student.optimizer.step()  # optimiser state exists
+    strategy.defence.ledger.observe(1, {"drone-1": 0.2, "satellite-0": 0.9})  # trust so far
     snapshot(cfg, fed, strategy, student, history).save(tmp_path)
 
     ckpt = load_checkpoint(tmp_path)
@@ -60,6 +61,8 @@ def test_round_trip_restores_every_piece_of_state(fixture_data: Path, tmp_path: 
     for k, v in student.model.state_dict().items():
         torch.testing.assert_close(st2.model.state_dict()[k], v)
     assert h2.rounds == history.rounds and h2.teacher_accuracy == 0.7
+    assert s2.defence.ledger.clients == strategy.defence.ledger.clients
+    assert s2.defence.ledger.flagged == ["drone-1"]
 
 
 def test_another_config_or_version_is_refused_with_the_reason(

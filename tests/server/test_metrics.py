@@ -17,7 +17,11 @@ from server.history import RoundRecord
 
 NAME = re.compile(r"^skydistill_[a-z][a-z0-9_]*$")
 UNIT_SUFFIXES = ("_seconds", "_bytes", "_total", "_ratio", "_info", "_loss")
-GAUGES_WITHOUT_UNIT = {"skydistill_round", "skydistill_clients_selected"}
+GAUGES_WITHOUT_UNIT = {
+    "skydistill_round",
+    "skydistill_clients_selected",
+    "skydistill_clients_distrusted",
+}
 GAUGES_WITHOUT_UNIT |= {"skydistill_rounds_planned"}  # counts: no unit
 
 
@@ -31,6 +35,8 @@ MEASURED = (
     "skydistill_distill_loss",
     "skydistill_teacher_agreement_ratio",
     "skydistill_teacher_accuracy_ratio",
+    "skydistill_trust_min_ratio",
+    "skydistill_trust_median_ratio",
 )
 
 
@@ -135,6 +141,27 @@ def test_observe_round_updates_counters_and_gauges() -> None:
     assert value("skydistill_client_accuracy_ratio", role="drone") == pytest.approx(0.7)
     assert value("skydistill_teacher_agreement_ratio") == pytest.approx(0.9)
     assert value("skydistill_teacher_accuracy_ratio") == pytest.approx(0.87)
+
+
+def test_trust_is_exported_as_a_summary_without_client_ids() -> None:
+    trust = {
+        "threshold": 0.5,
+        "clients": 12,
+        "under_threshold": 3,
+        "min": 0.05,
+        "median": 0.93,
+        "flagged": ["drone-1", "satellite-0", "ground-station-2"],
+        "scored": {"drone-1": 0.05},
+    }
+    metrics.observe_round(RoundRecord(round=4, trust=trust), previous_accuracy=None)
+    get = metrics.REGISTRY.get_sample_value
+    assert get("skydistill_clients_distrusted", {}) == 3
+    assert get("skydistill_trust_min_ratio", {}) == pytest.approx(0.05)
+    assert get("skydistill_trust_median_ratio", {}) == pytest.approx(0.93)
+    text = generate_latest(metrics.REGISTRY).decode()
+    assert "drone-1" not in text and "satellite-0" not in text
+    metrics.observe_round(RoundRecord(round=5), previous_accuracy=None)  # no trust: unchanged
+    assert get("skydistill_clients_distrusted", {}) == 3
 
 
 def test_serve_exposes_metrics_and_a_busy_port_is_not_fatal(

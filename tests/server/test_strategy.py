@@ -101,6 +101,31 @@ def test_aggregate_mixes_weighted_mean_with_teacher_and_counts_failures() -> Non
     assert rec.bytes_up > 2 * 10 * C * 4
 
 
+@pytest.mark.parametrize("rule", ["mean", "history"])
+def test_history_leaves_a_liar_out_of_the_knowledge_and_every_rule_reports_trust(
+    rule: str,
+) -> None:
+    from server.aggregation import Rule
+
+    s = _strategy(rule=Rule.parse(rule))
+    grid = LoopbackGrid([1, 2, 3, 4])
+    msgs = list(s.configure_train(1, s.knowledge_record(), ConfigRecord(), grid))
+    idx = msgs[0].content[keys.TARGETS][keys.INDICES].numpy()
+    honest = np.eye(C, dtype=np.float32)[np.arange(10) % C] * 0.7 + 0.3 / C
+    liar = np.eye(C, dtype=np.float32)[(np.arange(10) + 2) % C]
+    replies = [_reply(m, honest, 5) for m in msgs[:3]] + [_reply(msgs[3], liar, 5)]
+    s.aggregate_train(1, replies)
+    rec = s.current
+    assert rec is not None and rec.trust["under_threshold"] == 1
+    assert rec.trust["flagged"] == [f"node-{msgs[3].metadata.dst_node_id}"]
+    mixed = 0.5 * s.knowledge.teacher[idx]
+    if rule == "history":  # the liar is left out: the honest mean alone
+        np.testing.assert_allclose(s.knowledge.targets[idx], mixed + 0.5 * honest, atol=1e-6)
+    else:  # the mean takes it in, trust only watches
+        agg = 0.75 * honest + 0.25 * liar
+        np.testing.assert_allclose(s.knowledge.targets[idx], mixed + 0.5 * agg, atol=1e-6)
+
+
 def test_no_valid_reply_leaves_knowledge_unchanged() -> None:
     s = _strategy()
     msgs = list(s.configure_train(1, s.knowledge_record(), ConfigRecord(), LoopbackGrid([1])))

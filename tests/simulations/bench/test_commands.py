@@ -13,10 +13,13 @@ from simulations.bench import commands
 from simulations.bench.settings import FleetBench, RobustBench, ScaleBench
 
 ROBUST = {
+    "attack": "lma",
     "clean": {"final_accuracy": 0.8},
     "attacked_mean": {"final_accuracy": 0.5},
     "attacked_robust": {"final_accuracy": 0.75, "rule": "median"},
     "control": {"final_accuracy": 0.7},
+    "attacks": {"lma": {"mean": 0.5, "median": 0.75}},
+    "sleeper": {"sleepers_caught": 3, "sleepers_acted": 3, "caught_within_rounds": 0},
 }
 FLEET = {
     "scenario": "leo50",
@@ -52,8 +55,10 @@ def rendered(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Path, Path]]:
     [
         (
             RobustBench(rule="median"),
-            "clean 0.8000, attacked with the mean 0.5000, attacked with median 0.7500; "
-            "no-client control 0.7000; report: {out}/robust.json",
+            "clean 0.8000, attacked (lma) with the mean 0.5000, attacked with median 0.7500; "
+            "no-client control 0.7000; report: {out}/robust.json\n"
+            "  lma         mean 0.5000  median 0.7500\n"
+            "  sleepers: 3 of 3 that lied flagged, within 0 round(s)",
         ),
         (
             FleetBench(),

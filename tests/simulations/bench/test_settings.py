@@ -15,6 +15,8 @@ from common.config import RunConfig
 from common.errors import ConfigError, SkydistillError
 from simulations.bench import settings
 from simulations.bench.settings import (
+    ROBUST,
+    ROBUST_ATTACKS,
     DistillBench,
     FleetBench,
     RobustBench,
@@ -83,13 +85,34 @@ def test_bench_distill_resolves_its_test_folder_and_names_its_gap(tmp_path: Path
     assert bench.work_name == "distill-a0.1-c100-s42-gap3_0.05"
 
 
-def test_bench_robust_runs_without_statistics_and_exporter() -> None:
+def test_bench_robust_runs_in_the_regime_where_client_knowledge_counts() -> None:
     bench = RobustBench()
-    federated = {k: v for k, v in FEDERATED.items() if k != "client-statistics"}
-    assert _changes(bench.config()) == {**federated, "num-clients": 100, **NO_EXPORTER}
+    # class statistics in the ground-gap partition, the attackers claiming 10 times their
+    # tiles, without the exporter
+    assert _changes(bench.config()) == {**FEDERATED, **ROBUST, **NO_EXPORTER}
+    assert bench.config().client_statistics == 1 and bench.config().archive_gap == "3:0.05"
     run = bench.config(aggregation="median", attackers=0.2)
     assert (run.aggregation, run.attackers) == ("median", 0.2)
     assert (bench.attackers, bench.rule) == (20, "trimmed-mean")
+    assert bench.attack_list == ROBUST_ATTACKS and bench.rules[0] == "mean"
+    # the base's own attack is always run: the report's first keys are its
+    only = RobustBench(attacks=("cpa",))
+    assert only.attack_list == ("cpa", "lma")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"attacks": ("bribe",)}, "attacks bribe"),
+        ({"rules": ("median", "mean")}, "must start with mean"),
+        ({"rules": ("mean", "median")}, "rule 'trimmed-mean' is not among"),
+    ],
+)
+def test_bench_robust_refuses_attacks_and_rules_it_does_not_know(
+    options: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        RobustBench(**options)
 
 
 @pytest.mark.parametrize("attackers", [-1, 100, 101])
