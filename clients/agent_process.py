@@ -27,7 +27,16 @@ log = logging.getLogger(__name__)
 
 JOINED = b"SuperNode ID:"  # Flower logs it once the SuperLink has accepted the node
 RETRYING = b"Connection attempt failed"  # Flower's back-off after a failed call
-RECONNECTED = b"Connection successful after"  # the first call that succeeds again
+# Lines the SuperNode logs only after an answer of the SuperLink: the retried call succeeded,
+# a message came or went, or the SuperLink refused a reply for a run that is over (a retried
+# call that ends so logs no success line).
+ANSWERED = (
+    b"Connection successful after",
+    b"Receiving: ",
+    b"Received successfully",
+    b"Sent successfully",
+    b"is not in `RUNNING` status",
+)
 _PR_SET_PDEATHSIG = 1
 
 
@@ -51,7 +60,7 @@ def _relay(stream: IO[bytes], joined: threading.Event, superlink: str) -> None:
                 "carries on when it is back",
                 superlink,
             )
-        elif RECONNECTED in line and lost_at is not None:
+        elif lost_at is not None and any(answer in line for answer in ANSWERED):
             log.info(
                 "reached the SuperLink %s again after %.0f s", superlink, time.monotonic() - lost_at
             )

@@ -160,7 +160,7 @@ def check_tiles(payload: dict[str, np.ndarray], asked: int) -> None:
             f"reply names reference indices ({named} ...): a reply answers the {asked} tiles "
             "the server asked, in their order, and names none",
         )
-    for name in CODEC_ARRAYS & payload.keys():
+    for name in sorted(CODEC_ARRAYS & payload.keys()):  # probs first
         arr = payload[name]
         if arr.ndim >= 1 and arr.shape[0] != asked:
             raise ReplyError(

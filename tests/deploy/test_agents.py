@@ -7,15 +7,18 @@ Real processes on 127.0.0.1 only: a SuperLink (``flower-superlink``, deployment 
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, replace
 from functools import partial
@@ -26,7 +29,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from cli.agent import agent_argv
-from clients.agent import AgentOptions, node_config, node_number
+from clients.agent import AgentOptions, node_config, node_number, supernode_command
+from clients.agent_process import _relay
 from clients.local_data import inspect_folder
 from common.bands import DATASETS
 from common.config import RunConfig
@@ -38,15 +42,11 @@ from server.history import REPORT_FILE
 from simulations.deployment import ServerOptions, deployment_superlink, register_agent
 from simulations.flower import SuperLink, run_status, submit_run
 from simulations.simulate import COMPLETED, write_run_config
+from tests.deploy.fleet import CLASSES, wait_for
 from tests.shared_cache import session_cache
 
 pytestmark = pytest.mark.timeout(900)
 
-CLASSES = {
-    "satellite": ("AnnualCrop", "Forest", "HerbaceousVegetation"),
-    "drone": ("Highway", "Industrial", "Pasture"),
-    "ground-station": ("PermanentCrop", "Residential", "River", "SeaLake"),
-}
 ROUND_TIMEOUT = 90.0
 RGB_BANDS = ("B04", "B03", "B02")
 
@@ -102,15 +102,6 @@ class Fleet:
             stop_tree(proc)
 
 
-def wait_for(cond: Callable[[], bool], timeout: float, what: str, poll: float = 0.5) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(poll)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 def health(address: str) -> int:
     with grpc.insecure_channel(address) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
@@ -153,6 +144,46 @@ def test_data_check_and_node_config(fixture_data: Path, tmp_path: Path) -> None:
     assert f"partition-id={node_number('d1')}" in config and 'node-name="d1"' in config
     with pytest.raises(ConfigError, match="--root-certificates"):
         AgentOptions(role="drone", data_dir=folder, superlink="h:1").validate()
+
+
+def test_the_join_wait_is_the_agents_and_the_reconnect_limit_flowers(tmp_path: Path) -> None:
+    """--max-wait-time bounds only the join (the agent's own deadline); Flower's --max-wait-time,
+    which bounds every call and so every reconnection, comes only from --reconnect-timeout."""
+    opts = AgentOptions(role="drone", data_dir=tmp_path, superlink="h:1", insecure=True)
+    joined_only = supernode_command(replace(opts, max_wait_time=5.0))
+    assert "--max-wait-time" not in joined_only and "--max-retries" not in joined_only
+    cmd = supernode_command(replace(opts, max_wait_time=5.0, reconnect_timeout=600.0))
+    assert cmd[cmd.index("--max-wait-time") + 1] == "600.0"
+    argv = agent_argv(replace(opts, reconnect_timeout=600.0))
+    assert argv[argv.index("--reconnect-timeout") + 1] == "600.0"
+    with pytest.raises(ConfigError, match="--reconnect-timeout 0: must be > 0"):
+        replace(opts, reconnect_timeout=0.0).validate()
+
+
+def test_the_agent_says_once_per_outage_that_it_lost_and_reached_the_superlink(
+    caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    lines = [
+        b"Connection attempt failed, retrying in 1.00 seconds\n",  # before joining: not an outage
+        b"INFO :      SuperNode ID: 42\n",
+        *[b"WARNING :   Connection attempt failed, retrying in 2.00 seconds\n"] * 3,
+        b"INFO :      Connection successful after 9.10 seconds and 4 tries.\n",
+        b"INFO :      Connection successful after 9.30 seconds and 2 tries.\n",  # heartbeat's
+        b"WARNING :   Connection attempt failed, retrying in 0.50 seconds\n",  # a second outage
+        b"INFO :      Start `flwr-clientapp` process\n",  # local: not an answer
+        b"INFO :      Run ID 7 is not in `RUNNING` status. Ignoring reply message 9.\n",
+    ]
+    joined = threading.Event()
+    with caplog.at_level(logging.INFO, logger="clients.agent_process"):
+        _relay(io.BytesIO(b"".join(lines)), joined, "link:8000")
+    assert joined.is_set()
+    said = [r.getMessage() for r in caplog.records]
+    assert [m.split(":")[0] for m in said] == 2 * [
+        "lost the SuperLink link",
+        "reached the SuperLink link",
+    ]
+    assert said[1].startswith("reached the SuperLink link:8000 again after")
+    assert capfd.readouterr().err.count("Connection attempt failed") == 5  # all relayed
 
 
 def _run_agent(root: Path, opts: AgentOptions, timeout: float) -> tuple[int, str, float]:

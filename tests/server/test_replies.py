@@ -27,6 +27,7 @@ from server.replies import (
     parse_reply,
     payload_cap,
 )
+from tests.deploy import wire_fuzz_app as fuzz
 
 N, C = 8, 10
 SHAPE = (N, C)
@@ -101,6 +102,17 @@ def test_each_malformed_reply_is_refused_with_its_reason(case: str) -> None:
         parse_reply(_reply(records), SHAPE, Codec.INT8)
     assert info.value.reason == reason, info.value
     assert reason in REJECTION_REASONS
+
+
+@pytest.mark.parametrize("case", [c for c, r in {**fuzz.REASON, **fuzz.EXTRA}.items() if r])
+def test_the_wire_fuzz_replies_are_refused_with_the_reasons_the_wire_test_expects(
+    case: str,
+) -> None:
+    ask = Message(RecordDict(), dst_node_id=3, message_type=MessageType.TRAIN)
+    reply = Message(fuzz.malformed(case, N, C, "drone"), reply_to=ask)
+    with pytest.raises(ReplyError) as info:
+        parse_reply(reply, SHAPE, Codec.INT8)
+    assert info.value.reason == {**fuzz.REASON, **fuzz.EXTRA}[case], info.value
 
 
 def test_the_cap_is_above_every_honest_codec_and_refuses_before_deserialising() -> None:
