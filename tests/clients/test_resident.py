@@ -21,7 +21,7 @@ from common.config import RunConfig
 from common.federation import Federation, load_federation
 from common.model_cache import cache_path
 from common.models import build_model
-from common.preinstalled import cache_name, recipe
+from common.preinstalled import cache_entry
 from common.student_file import load_student
 
 
@@ -213,7 +213,8 @@ def test_memory_stays_bounded_over_many_clients(fixture_data: Path) -> None:
 def test_the_pre_installed_weights_are_read_once_and_copied(fixture_data: Path) -> None:
     cfg = RunConfig(data_dir=str(fixture_data), num_clients=3)
     fed = load_federation(cfg)
-    path = cache_path(cache_name("small"), fed, recipe(cfg, "small"))
+    name, entry = cache_entry(cfg, fed, "small")  # the global student's pre-training
+    path = cache_path(name, fed, entry)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(build_model("small", 3, 10, seed=7).state_dict(), path)
     first = resident.preinstalled(cfg, fed, "small")
