@@ -49,19 +49,3 @@ def _torch_threads() -> Iterator[None]:
     before = torch.get_num_threads()
     yield
     torch.set_num_threads(before)
-
-
-# Integration tests run in two serial streams beside the unit tests under `make test`
-# (pytest -n 2 --dist loadgroup): each stream keeps one Flower or Ray federation at a time,
-# and a module's tests stay together (tests/deploy/test_agents.py shares one SuperLink).
-# The split balances the streams' measured durations: the federations of `skydistill
-# simulate` and `flwr run` in one, the benchmarks, deployment and monitoring in the other.
-SIMULATION_STREAM = "tests/simulations/test_"
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        if item.get_closest_marker("integration") is not None:
-            stream = "simulate" if item.nodeid.startswith(SIMULATION_STREAM) else "bench-deploy"
-            item.add_marker(pytest.mark.xdist_group(f"integration-{stream}"))
