@@ -101,16 +101,22 @@ def _scale_section(report: dict[str, Any]) -> list[str]:
         "the clients' phase (configure_train to aggregate_train); the plain loop replays the "
         "very same train messages through the ClientApp's train function in one process; "
         "overhead = Flower + Ray seconds / plain-loop seconds; memory is the peak summed RSS "
-        "of the simulation's process tree (details in [scale.md](scale.md)).",
+        "of the simulation's process tree (details in [scale.md](scale.md)); "
+        "client compute = plain-loop seconds / the seconds of its training steps and "
+        "predictions.",
         "",
-        "| clients | per round | round seconds | plain loop (s) | overhead | peak RSS |",
-        "|---:|---:|---|---:|---:|---:|",
+        "| clients | per round | round seconds | plain loop (s) | overhead | client compute "
+        "| peak RSS |",
+        "|---:|---:|---|---:|---:|---:|---:|",
     ]
     for r in report["runs"]:
         rounds = ", ".join(f"{x:.0f}" for x in r["round_seconds"])
+        compute = r.get("client_compute_ratio")
+        compute_text = f"{compute:.2f}" if isinstance(compute, int | float) else "-"
         lines.append(
             f"| {r['clients']:,} | {r['per_round']} | {rounds} | {r['plain_loop_seconds']:.0f} "
-            f"| {r['overhead_ratio']:.2f} | {r['peak_rss_bytes'] / 2**30:.2f} GiB |"
+            f"| {r['overhead_ratio']:.2f} | {compute_text} "
+            f"| {r['peak_rss_bytes'] / 2**30:.2f} GiB |"
         )
     return [*lines, ""]
 
