@@ -74,11 +74,9 @@ class FedKD(Strategy):
     statistics, heads : StatisticsKnowledge, DeployedHeads, optional (``client-statistics``)
         Ask every client for class statistics instead of predictions, pool and fuse them;
         send down the heads the ground fits for each client architecture.
-    history_base, trust_threshold, trust_memory : Rule, float, float (``history-base``, mean;
-        ``trust-threshold``, 0.5; ``trust-memory``, 0.4)
-        Every client's trust from its agreement over rounds (server/trust.py): the rule the
-        ``history`` rule applies to the trusted replies, the trust under which a client is
-        flagged, the weight of its past trust against a new agreement.
+    history_base, trust_threshold, trust_memory : Rule, float, float (``history-base`` ...)
+        Trust from history (server/trust.py): ``history``'s rule on the trusted replies, the
+        trust under which a client is flagged, the weight of its past against a new agreement.
     """
 
     def __init__(
