@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from types import TracebackType
 
 import psutil
+
+from simulations.bench.tree import FLOWER, RAYLET, TreeWatcher, process_tree
 
 log = logging.getLogger(__name__)
 
@@ -47,30 +48,28 @@ def _name(proc: psutil.Process) -> str:
         return cmdline[0].split()[0]
     for part in cmdline:
         base = part.rsplit("/", 1)[-1]
-        if base.startswith(("flower-", "flwr-", "raylet", "gcs_server")):
+        if base.startswith((*FLOWER, RAYLET, "gcs_server")):
             return base
         if base.endswith(".py") and "ray" in part:
             return base
     return name
 
 
-class TreeMemory:
+class TreeMemory(TreeWatcher):
     """Context manager: sample the tree under ``root_pid`` until exit; ``peak`` holds the max."""
 
     def __init__(self, root_pid: int, interval: float = 0.5, pss_every: int = 10) -> None:
-        self.root_pid = root_pid
-        self.interval = interval
+        super().__init__(root_pid, interval, "tree-memory")
         self.pss_every = pss_every  # PSS reads every mapping (smaps): costly, so only every Nth
         self.peak = TreePeak()
         self._cpu: dict[int, tuple[str, float, float]] = {}  # pid -> name, CPU s, busiest thread
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="tree-memory", daemon=True)
+
+    def tick(self) -> None:
+        self.sample()
 
     def sample(self) -> None:
-        try:
-            root = psutil.Process(self.root_pid)
-            procs = [root, *root.children(recursive=True)]
-        except psutil.Error:
+        procs = process_tree(self.root_pid)
+        if not procs:
             return
         rss = pss = 0
         names: Counter[str] = Counter()
@@ -106,23 +105,13 @@ class TreeMemory:
         self.peak.cpu_by_name = {k: round(cpu[k], 2) for k in order}
         self.peak.busiest_thread_by_name = {k: round(busiest[k], 2) for k in cpu}
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.sample()
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> TreeMemory:
-        self._thread.start()
-        return self
-
     def __exit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._stop.set()
-        self._thread.join()
+        super().__exit__(exc_type, exc, tb)
         log.info(
             "peak RSS of the tree under %d: %.2f GiB over %d processes (%d samples)",
             self.root_pid,

@@ -20,27 +20,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import threading
-from types import TracebackType
 
-import psutil
+from simulations.bench.tree import FLOWER, RAYLET, TreeWatcher, command_base, process_tree
 
 log = logging.getLogger(__name__)
-
-FLOWER = ("flower-", "flwr-")  # command names of Flower's processes
-RAYLET = "raylet"
-
-
-def _command(proc: psutil.Process) -> str:
-    try:
-        parts = proc.cmdline()
-    except (psutil.Error, OSError):
-        return ""
-    for part in parts:
-        base = str(part).rsplit("/", 1)[-1]
-        if base.startswith((*FLOWER, RAYLET)):
-            return base
-    return ""
 
 
 def renice_threads(pid: int, niceness: int) -> int:
@@ -55,25 +38,23 @@ def renice_threads(pid: int, niceness: int) -> int:
     return changed
 
 
-class FlowerBelowClients:
+class FlowerBelowClients(TreeWatcher):
     """Context manager: while open, every ``interval`` s, once a raylet runs under
     ``root_pid``, raise Flower's processes in that tree to ``niceness`` (0: do nothing)."""
 
     def __init__(self, root_pid: int, niceness: int, interval: float = 0.5) -> None:
-        self.root_pid = root_pid
+        super().__init__(root_pid, interval, "flower-below-clients", active=niceness > 0)
         self.niceness = niceness
-        self.interval = interval
         self.reniced: set[int] = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="flower-below-clients", daemon=True)
+
+    def tick(self) -> None:
+        self.apply()
 
     def apply(self) -> None:
-        try:
-            root = psutil.Process(self.root_pid)
-            tree = [root, *root.children(recursive=True)]
-        except psutil.Error:
-            return
-        commands = {proc.pid: _command(proc) for proc in tree}
+        commands = {
+            proc.pid: command_base(proc, (*FLOWER, RAYLET)) or ""
+            for proc in process_tree(self.root_pid)
+        }
         if RAYLET not in commands.values():
             return  # Ray not started yet: its raylet would inherit the niceness
         for pid, command in commands.items():
@@ -81,23 +62,3 @@ class FlowerBelowClients:
                 if pid not in self.reniced:
                     log.info("%s (pid %d) now runs at nice %d", command, pid, self.niceness)
                 self.reniced.add(pid)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.apply()
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> FlowerBelowClients:
-        if self.niceness > 0:
-            self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
