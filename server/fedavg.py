@@ -31,7 +31,7 @@ from common.training import accuracy
 from server import metrics
 from server.ground import GroundSegment
 from server.history import History, RoundRecord
-from server.timings import Laps, Sent, close
+from server.timings import Laps, Sent, close, mark_sent, receiving
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +77,7 @@ class Counting(FedAvg):
             clients_selected=len(messages),
             bytes_down=arrays.count_bytes() * len(messages),
         )
-        self._sent = Sent.now()
-        self.current.phase_seconds[keys.PHASE_SEND] = self._sent.perf - self.round_started
+        self._sent = mark_sent(self.current.phase_seconds, self.round_started)
         return messages
 
     def aggregate_train(
@@ -86,31 +85,26 @@ class Counting(FedAvg):
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         """Count the replies, then Flower's aggregation; timed as FedKD's (server/timings.py):
         ``clients`` and ``receive`` until the replies are in, ``aggregate`` after."""
-        arrived = time.perf_counter()
         replies = list(replies)
         record = self.current or RoundRecord(round=server_round)
-        created = (m.metadata.created_at for m in replies)
-        record.phase_seconds.update(self._sent.split(created, arrived))
-        ok = [m for m in replies if not m.has_error()]
-        record.clients_ok = len(ok)
-        record.clients_failed = record.clients_selected - len(ok)
-        record.bytes_up = sum(
-            rec.count_bytes() for m in ok for rec in m.content.array_records.values()
-        )
-        for m in ok:
-            reply_metrics = m.content.get(keys.METRICS)
-            if isinstance(reply_metrics, MetricRecord):
-                samples = reply_metrics.get(keys.TRAIN_SAMPLES, 0)
-                seconds = reply_metrics.get(keys.CLIENT_SECONDS, 0.0)
-                own = float(seconds) if isinstance(seconds, int | float) else 0.0
-                record.client_train_samples += samples if isinstance(samples, int) else 0
-                record.client_seconds += own
-                record.client_seconds_max = max(record.client_seconds_max, own)
-        self.current = record
-        try:
+        with receiving(record.phase_seconds, self._sent, replies):
+            ok = [m for m in replies if not m.has_error()]
+            record.clients_ok = len(ok)
+            record.clients_failed = record.clients_selected - len(ok)
+            record.bytes_up = sum(
+                rec.count_bytes() for m in ok for rec in m.content.array_records.values()
+            )
+            for m in ok:
+                reply_metrics = m.content.get(keys.METRICS)
+                if isinstance(reply_metrics, MetricRecord):
+                    samples = reply_metrics.get(keys.TRAIN_SAMPLES, 0)
+                    seconds = reply_metrics.get(keys.CLIENT_SECONDS, 0.0)
+                    own = float(seconds) if isinstance(seconds, int | float) else 0.0
+                    record.client_train_samples += samples if isinstance(samples, int) else 0
+                    record.client_seconds += own
+                    record.client_seconds_max = max(record.client_seconds_max, own)
+            self.current = record
             return super().aggregate_train(server_round, replies)
-        finally:
-            record.phase_seconds[keys.PHASE_AGGREGATE] = time.perf_counter() - arrived
 
 
 class CountingFedAvg(Counting, FedAvg):

@@ -30,7 +30,7 @@ from server.history import RoundRecord, TrainedRound
 from server.knowledge import Knowledge
 from server.replies import ClientReply, client_test_accuracy, collect_replies, content_bytes
 from server.sampling import sample_nodes, wait_for_nodes
-from server.timings import Sent
+from server.timings import Sent, mark_sent, receiving
 from server.trust import TrustLedger
 
 log = logging.getLogger(__name__)
@@ -230,8 +230,7 @@ class FedKD(Strategy):
             simulated_hours=simulated_hours,
         )
         log.info("round %d: %d clients selected", server_round, len(node_ids))
-        self._sent = Sent.now()
-        self.current.phase_seconds[keys.PHASE_SEND] = self._sent.perf - self.round_started
+        self._sent = mark_sent(self.current.phase_seconds, self.round_started)
         return messages
 
     def aggregate_train(
@@ -239,16 +238,11 @@ class FedKD(Strategy):
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         """Validate and aggregate the round's replies (:meth:`_aggregate`), timed: the wait
         for them split into the clients' work and the receipt, then the aggregation."""
-        arrived = time.perf_counter()
         replies = list(replies)
         record = self.current or RoundRecord(round=server_round + self.round_offset)
         self.current = record
-        created = (m.metadata.created_at for m in replies)
-        record.phase_seconds.update(self._sent.split(created, arrived))
-        try:
+        with receiving(record.phase_seconds, self._sent, replies):
             return self._aggregate(server_round + self.round_offset, record, replies)
-        finally:
-            record.phase_seconds[keys.PHASE_AGGREGATE] = time.perf_counter() - arrived
 
     def _aggregate(
         self, server_round: int, record: RoundRecord, replies: list[Message]

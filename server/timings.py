@@ -18,10 +18,13 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from flwr.app import Message
 
 from common import keys
 from common.atomic import atomic_write
@@ -54,6 +57,26 @@ class Sent:
         last = max(created, default=None)
         clients = waited if last is None else min(max(0.0, last - self.wall), waited)
         return {keys.PHASE_CLIENTS: clients, keys.PHASE_RECEIVE: waited - clients}
+
+
+def mark_sent(phases: dict[str, float], round_started: float) -> Sent:
+    """The round's messages go to Flower now: ``send`` is the time since ``round_started``."""
+    sent = Sent.now()
+    phases[keys.PHASE_SEND] = sent.perf - round_started
+    return sent
+
+
+@contextmanager
+def receiving(phases: dict[str, float], sent: Sent, replies: list[Message]) -> Iterator[None]:
+    """Time a round's aggregation of ``replies`` (entered as they arrive): the wait since
+    ``sent``, split into ``clients`` and ``receive`` (:meth:`Sent.split`), then ``aggregate``
+    for the body, however it ends."""
+    arrived = time.perf_counter()
+    phases.update(sent.split((m.metadata.created_at for m in replies), arrived))
+    try:
+        yield
+    finally:
+        phases[keys.PHASE_AGGREGATE] = time.perf_counter() - arrived
 
 
 def close(phases: dict[str, float], started: float) -> float:
