@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from contextlib import suppress
 from pathlib import Path
 
-from common.processes import descendants, is_alive
+from common.processes import descendants, free_port, is_alive
 from common.settings import PROJECT_ROOT
 
 # Each role's own imagery: a few classes of the fixture archive.
@@ -45,7 +45,9 @@ def private_folder(data: Path, folder: Path, classes: tuple[str, ...]) -> Path:
 def quiet_port() -> int:
     """A free port below the kernel's ephemeral range, so that no outgoing connection is given
     it meanwhile: for a SuperLink that must come back on the same port after a crash, and an
-    exporter that binds only once the ground models are ready."""
+    exporter that binds only once the ground models are ready (meanwhile any outgoing
+    connection, Ray's or gRPC's, may be given a port of :func:`free_port`'s range: seen as
+    'Address already in use'). Falls back to :func:`free_port` if none is free there."""
     low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     for port in random.Random().sample(range(20_000, max(20_001, min(low, 32_768))), 200):
         with socket.socket() as s:
@@ -54,7 +56,7 @@ def quiet_port() -> int:
             except OSError:
                 continue
             return port
-    raise RuntimeError("no free port below the ephemeral range")
+    return free_port()
 
 
 def cli_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import random
 import shutil
-import socket
 import subprocess
 import time
 import urllib.parse
@@ -21,25 +19,11 @@ from common.config import RunConfig
 from common.processes import free_port, stop_tree
 from common.settings import PROJECT_ROOT
 from simulations.simulate import simulate
+from tests.deploy.fleet import quiet_port
 
 pytestmark = pytest.mark.integration  # starts real processes
 
 DEPLOY = PROJECT_ROOT / "deploy" / "prometheus"
-
-
-def _unclaimed_port() -> int:
-    """A free port below the kernel's ephemeral range: the exporter binds it only after the
-    ground models are ready, and meanwhile any outgoing connection (Ray, gRPC) may be given
-    a port from :func:`free_port`'s range (seen: 'Address already in use')."""
-    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    for port in random.Random().sample(range(20_000, max(20_001, min(low, 32_768))), 200):
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    return free_port()
 
 
 def _binary(name: str) -> str:
@@ -52,7 +36,7 @@ def _binary(name: str) -> str:
 @pytest.fixture
 def prometheus(tmp_path: Path) -> Iterator[tuple[str, int]]:
     """Prometheus on 127.0.0.1 with deploy/prometheus/prometheus.yml aimed at a free port."""
-    target_port = _unclaimed_port()
+    target_port = quiet_port()
     config = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
     config["global"]["scrape_interval"] = "1s"
     jobs = [j for j in config["scrape_configs"] if j["job_name"] == "skydistill"]
