@@ -22,7 +22,7 @@ from common.errors import ConfigError
 from common.federation import Federation
 from common.model_cache import cache_path, load_cached
 from common.models import build_model
-from common.teacher_recipe import teacher_key
+from common.teacher_recipe import ground_settings, teacher_key
 from common.training import TrainSettings
 
 # The round count the global student's pre-training plans its share of the learning-rate
@@ -38,12 +38,7 @@ def shares_global(cfg: RunConfig, arch: str) -> bool:
 
 def global_settings(cfg: RunConfig) -> TrainSettings:
     """The global student's training settings (one epoch a round: ``server-epochs``)."""
-    return TrainSettings(
-        epochs=cfg.server_epochs,
-        batch_size=cfg.batch_size,
-        learning_rate=cfg.learning_rate,
-        seed=cfg.seed,
-    )
+    return ground_settings(cfg, cfg.server_epochs)
 
 
 def global_schedule(cfg: RunConfig, fed: Federation) -> tuple[int, int, int]:

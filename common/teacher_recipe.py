@@ -16,13 +16,19 @@ from common.training import TrainSettings
 TEACHER_ARCH = "teacher"
 
 
-def teacher_settings(cfg: RunConfig) -> TrainSettings:
+def ground_settings(cfg: RunConfig, epochs: int) -> TrainSettings:
+    """The training settings the ground's models share (teacher, global and pre-installed
+    students): the run's batch size, learning rate and seed, for ``epochs``."""
     return TrainSettings(
-        epochs=cfg.teacher_epochs,
+        epochs=epochs,
         batch_size=cfg.batch_size,
         learning_rate=cfg.learning_rate,
         seed=cfg.seed,
     )
+
+
+def teacher_settings(cfg: RunConfig) -> TrainSettings:
+    return ground_settings(cfg, cfg.teacher_epochs)
 
 
 def teacher_recipe(cfg: RunConfig) -> dict[str, Any]:

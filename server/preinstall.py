@@ -22,7 +22,8 @@ from common.federation import Federation
 from common.model_cache import load_or_train
 from common.models import build_model
 from common.preinstalled import cache_name, recipe, shares_global
-from common.training import TrainSettings, accuracy, epochs_text, fit
+from common.teacher_recipe import ground_settings
+from common.training import accuracy, epochs_text, fit
 from server.global_student import GlobalStudent
 
 log = logging.getLogger(__name__)
@@ -45,12 +46,7 @@ def preinstall(
         score = GlobalStudent(fed, cfg).pretrain(teacher_probs, progress=progress)
         log.info("pre-installed %s student (the global student's pre-training): %.4f", arch, score)
         return score
-    settings = TrainSettings(
-        epochs=cfg.preinstall_epochs,
-        batch_size=cfg.batch_size,
-        learning_rate=cfg.learning_rate,
-        seed=cfg.seed,
-    )
+    settings = ground_settings(cfg, cfg.preinstall_epochs)
     archive = fed.split(fed.partition.archive)
     reference = fed.reference_images(np.arange(len(fed.partition.reference)))
     roles = "/".join(r for r in cfg.role_cycle if cfg.arch_of(r) == arch) or arch
