@@ -31,6 +31,7 @@ from common.class_stats import STATISTICS_BACKBONE, ClassStats, features
 from common.config import RunConfig
 from common.errors import DataNotFoundError
 from common.federation import Federation, Split
+from common.precision import use_bf16
 from common.training import TrainSettings, accuracy, fit, predict_proba
 
 
@@ -80,6 +81,7 @@ def fedkd_round(
         seed=round_seed(cfg.seed, task.server_round),
         logit_adjust=True,
         freeze_bn=cfg.client_bn == "frozen",
+        bf16=use_bf16(cfg.precision),
     )
     return local_round(
         student,

@@ -21,6 +21,7 @@ from common.codec import Codec
 from common.config_parse import ROLES, parse_archive_gap, role_cycle
 from common.errors import ConfigError
 from common.models import ZOO
+from common.precision import PRECISIONS
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "fedavg-strategy": FEDAVG_STRATEGIES,
     "client-bn": BATCH_NORM,
     "attack": ATTACKS,
+    "precision": PRECISIONS,
     "schedule": SCHEDULES,
     "sample-by": SAMPLE_BY,
     "statistics-fusion": FUSION_RULES,

@@ -22,6 +22,7 @@ from common.errors import ConfigError
 from common.federation import Federation
 from common.model_cache import cache_path, load_cached
 from common.models import build_model
+from common.precision import use_bf16
 from common.teacher_recipe import ground_settings, teacher_key
 from common.training import TrainSettings
 
@@ -60,7 +61,7 @@ def global_recipe(cfg: RunConfig, fed: Federation) -> dict[str, Any]:
         "temperature": cfg.temperature,
         "teacher": teacher_key(cfg),
         "schedule": [pretrain, planned],
-        **replace(global_settings(cfg), epochs=cfg.global_pretrain_epochs).__dict__,
+        **replace(global_settings(cfg), epochs=cfg.global_pretrain_epochs).recipe(),
     }
 
 
@@ -82,6 +83,7 @@ def recipe(cfg: RunConfig, arch: str) -> dict[str, Any]:
         "seed": cfg.seed,
         "temperature": cfg.temperature,
         "teacher": teacher_key(cfg),
+        **({"precision": "bf16"} if use_bf16(cfg.precision) else {}),
     }
 
 

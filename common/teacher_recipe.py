@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from common.config import RunConfig
+from common.precision import resolved, use_bf16
 from common.training import TrainSettings
 
 TEACHER_ARCH = "teacher"
@@ -24,6 +25,7 @@ def ground_settings(cfg: RunConfig, epochs: int) -> TrainSettings:
         batch_size=cfg.batch_size,
         learning_rate=cfg.learning_rate,
         seed=cfg.seed,
+        bf16=use_bf16(cfg.precision),
     )
 
 
@@ -34,11 +36,14 @@ def teacher_settings(cfg: RunConfig) -> TrainSettings:
 def teacher_recipe(cfg: RunConfig) -> dict[str, Any]:
     """What, besides the data (:func:`common.model_cache.recipe_key`), makes the teacher's
     weights: its architecture and training settings (no round count, no client knob)."""
-    return {"arch": TEACHER_ARCH, **teacher_settings(cfg).__dict__}
+    return {"arch": TEACHER_ARCH, **teacher_settings(cfg).recipe()}
 
 
-def teacher_key(cfg: RunConfig) -> list[int | float]:
+def teacher_key(cfg: RunConfig) -> list[int | float | str]:
     """What stands for the teacher in the cache recipes of the models distilled from it: its
     training settings, in the order the cached models were keyed by."""
     settings = teacher_settings(cfg)
-    return [settings.epochs, settings.learning_rate, settings.batch_size, settings.seed]
+    key: list[int | float | str] = [
+        settings.epochs, settings.learning_rate, settings.batch_size, settings.seed
+    ]  # fmt: skip
+    return [*key, resolved(cfg.precision)] if settings.bf16 else key

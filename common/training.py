@@ -28,6 +28,17 @@ class TrainSettings:
     # that holds two classes teaches what they look like without teaching that nothing else
     # exists (logit calibration against label skew, as in FedLC).
     logit_adjust: bool = False
+    # Forward pass and loss under bfloat16 autocast (common/precision.py): faster on CPUs with
+    # native bf16; weights, gradients and optimiser state stay float32.
+    bf16: bool = False
+
+    def recipe(self) -> dict[str, int | float | bool]:
+        """The settings as a cached model's recipe: every field, ``bf16`` only when set (so
+        float32 models keep the keys they had before the field existed)."""
+        fields = dict(self.__dict__)
+        if not self.bf16:
+            del fields["bf16"]
+        return fields
 
 
 def augment_batch(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -152,7 +163,9 @@ def fit(
                     parts.append(x_soft[kd_idx[step]])
                 xb = torch.cat(parts) if len(parts) > 1 else parts[0]
                 xb = augment_batch(xb, gen) if settings.augment else xb
-                logits = model(xb)
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=settings.bf16):
+                    logits = model(xb)
+                logits = logits.float()  # the losses in float32
                 loss = torch.zeros(())
                 n_hard = 0
                 if has_ce and y is not None:

@@ -20,6 +20,7 @@ from common.errors import CodecError
 from common.federation import Federation, Split
 from common.model_cache import load_or_train
 from common.models import build_model, count_parameters
+from common.precision import use_bf16
 from common.teacher_recipe import TEACHER_ARCH, teacher_recipe, teacher_settings
 from common.training import (
     TrainSettings,
@@ -102,6 +103,7 @@ class TeacherRefiner:
             batch_size=cfg.batch_size,
             learning_rate=cfg.teacher_refine_lr,
             seed=cfg.seed,
+            bf16=use_bf16(cfg.precision),
         )
         per_round = min(cfg.reference_per_round, len(reference))
         self.steps = math.ceil(per_round / cfg.batch_size)

@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, replace
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 
@@ -202,6 +203,14 @@ def _run_agent(root: Path, opts: AgentOptions, timeout: float) -> tuple[int, str
     return done.returncode, output, time.monotonic() - start
 
 
+def _seconds_since_logged(output: str, marker: str, end: float) -> float:
+    """Wall seconds from the agent's first log line holding ``marker`` (its ``asctime``
+    stamp) to ``end`` (``time.time()``): the agent's own timing, without Python's start-up."""
+    line = next(line for line in output.splitlines() if marker in line)
+    stamp = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
+    return end - stamp.timestamp()
+
+
 def _processes_mentioning(*needles: str) -> list[str]:
     found = []
     for entry in Path("/proc").iterdir():
@@ -260,9 +269,14 @@ def test_agent_stops_a_supernode_that_does_not_join_within_the_wait(
         hole.listen(16)
         if superlink == "silent":
             opts = replace(opts, superlink=f"127.0.0.1:{hole.getsockname()[1]}")
-        code, output, seconds = _run_agent(tmp_path, opts, timeout=120)
+        code, output, _ = _run_agent(tmp_path, opts, timeout=120)
+        ended = time.time()
     assert code == 2, output
-    assert seconds < wait + 15.0, f"agent ran {seconds:.1f} s for --max-wait-time {wait}"
+    # From the SuperNode's start (what --max-wait-time bounds) to the agent's exit: the wait,
+    # then stopping the SuperNode; not the agent's start-up (imports, the data check), which a
+    # loaded machine stretches well beyond the wait.
+    seconds = _seconds_since_logged(output, "SuperNode started (PID", ended)
+    assert seconds < wait + 10.0, f"agent ran {seconds:.1f} s for --max-wait-time {wait}"
     assert f"before joining {opts.superlink}" in output or (
         f"did not join {opts.superlink} within --max-wait-time 5 s" in output
     ), output

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from flwr.common.constant import HEARTBEAT_DEFAULT_INTERVAL, HEARTBEAT_PATIENCE
 
 from common.config import RunConfig
 from common.processes import is_alive, stop_tree
@@ -268,7 +269,13 @@ def test_a_deployed_federation_survives_its_server(
     second = _submitted(output)
     wait_for(_run_over(ground.home, second, out, rounds=2), 900, "the resumed run to finish")
     assert run_status(ground.home, second) == COMPLETED
-    assert run_status(ground.home, first).startswith("finished")  # not left "running"
+    # The killed run is not left "running": the SuperLink fails a run whose ServerApp sends no
+    # heartbeat for HEARTBEAT_PATIENCE x HEARTBEAT_DEFAULT_INTERVAL s (60 s in Flower 1.42),
+    # counted from its last heartbeat before the kill, which a fast resumed run can beat.
+    lapse = HEARTBEAT_PATIENCE * HEARTBEAT_DEFAULT_INTERVAL + 60.0
+    wait_for(lambda: run_status(ground.home, first).startswith("finished"), lapse,
+             "the SuperLink to fail the killed run", 5)  # fmt: skip
+    assert run_status(ground.home, first) == "finished:failed"
 
     rounds = _rounds(out)
     assert [r["round"] for r in rounds] == [1, 2]  # every round exactly once

@@ -52,8 +52,11 @@ def test_one_function_says_what_stands_for_the_teacher_in_the_students_cache_key
 ) -> None:
     """The global student's and the pre-installed students' recipes name the teacher by
     :func:`teacher_key`; its list is the one the cached models were keyed by."""
-    cfg = _config(fixture_data, teacher_epochs=3, learning_rate=0.01, batch_size=32, seed=5)
+    cfg = _config(
+        fixture_data, teacher_epochs=3, learning_rate=0.01, batch_size=32, seed=5, precision="fp32"
+    )
     assert teacher_key(cfg) == [3, 0.01, 32, 5]  # epochs, rate, batch, seed: the cache's order
+    assert teacher_key(replace(cfg, precision="bf16")) == [3, 0.01, 32, 5, "bf16"]
     fed = load_federation(cfg)
     assert GlobalStudent(fed, cfg).pretrain_recipe()["teacher"] == teacher_key(cfg)
     for arch in ("tiny", "small", "medium"):

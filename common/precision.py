@@ -1,0 +1,50 @@
+"""The arithmetic of the training loops: bfloat16 autocast where the CPU computes it natively.
+
+On a CPU with AVX-512 BF16 (or AMX) instructions, oneDNN's bfloat16 convolutions train the
+zoo's models 1.6-1.9x faster than float32 (docs/benchmarks.md, "Precision"); without them it
+emulates bfloat16 and is slower. So ``precision = "auto"`` (the default) means bf16 where the
+CPU has the instructions and fp32 elsewhere; "bf16" and "fp32" force one. Only training uses
+it (forward and loss under ``torch.autocast``; weights, optimiser state and gradients stay
+float32); predictions, soft labels and evaluation are float32 everywhere.
+
+The resolved precision is part of every cached model's recipe: a model trained in bf16 is
+not the one trained in fp32.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("auto", "bf16", "fp32")
+BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})  # /proc/cpuinfo names of native bf16
+CPUINFO = Path("/proc/cpuinfo")
+
+
+@functools.cache
+def native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (Linux's /proc/cpuinfo flags; elsewhere,
+    or unreadable: no)."""
+    try:
+        text = CPUINFO.read_text()
+    except OSError:
+        return False
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return bool(BF16_FLAGS & set(line.split(":", 1)[-1].split()))
+    return False
+
+
+def use_bf16(precision: str) -> bool:
+    """Whether training loops of ``precision`` (one of PRECISIONS) run under bf16 autocast."""
+    if precision == "auto":
+        return native_bf16()
+    return precision == "bf16"
+
+
+def resolved(precision: str) -> str:
+    """``precision`` as it runs here: "bf16" or "fp32" (what cache recipes and reports say)."""
+    return "bf16" if use_bf16(precision) else "fp32"

@@ -1,0 +1,74 @@
+"""Which arithmetic the training loops use, and that bf16 autocast trains float32 weights."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from common import precision
+from common.config import RunConfig
+from common.models import build_model
+from common.preinstalled import recipe
+from common.teacher_recipe import teacher_key, teacher_recipe
+from common.training import TrainSettings, fit, predict_proba
+
+
+@pytest.fixture
+def cpuinfo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A /proc/cpuinfo of our own, re-read by ``native_bf16``."""
+    path = tmp_path / "cpuinfo"
+    monkeypatch.setattr(precision, "CPUINFO", path)
+    precision.native_bf16.cache_clear()
+    yield path
+    precision.native_bf16.cache_clear()
+
+
+def test_auto_is_bf16_only_where_the_cpu_has_native_bf16(cpuinfo: Path) -> None:
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16\n")
+    assert precision.use_bf16("auto") and precision.resolved("auto") == "bf16"
+    precision.native_bf16.cache_clear()
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512bw\n")
+    assert not precision.use_bf16("auto") and precision.resolved("auto") == "fp32"
+    assert precision.use_bf16("bf16") and not precision.use_bf16("fp32")
+
+
+def test_auto_is_fp32_where_the_cpu_flags_cannot_be_read(cpuinfo: Path) -> None:
+    assert not cpuinfo.exists()
+    assert precision.resolved("auto") == "fp32"
+
+
+def test_an_unknown_precision_is_refused_with_the_choices() -> None:
+    with pytest.raises(ValueError, match="precision.*auto.*bf16.*fp32"):
+        RunConfig().with_values({"precision": "fp16"})
+
+
+def test_bf16_autocast_trains_float32_weights_that_learn() -> None:
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(64) % 2
+    x = torch.randn(64, 3, 16, 16, generator=g) + 2.0 * y.view(-1, 1, 1, 1)  # separable
+    model = build_model("tiny", 3, 2, seed=0)
+    before = [p.detach().clone() for p in model.parameters()]
+    settings = TrainSettings(epochs=8, batch_size=16, learning_rate=0.01, augment=False, bf16=True)
+    fit(model, settings, x, y)
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert any(not torch.equal(a, p) for a, p in zip(before, model.parameters(), strict=True))
+    probs = predict_proba(model, x)
+    assert probs.dtype.name == "float32"
+    assert float((probs.argmax(1) == y.numpy()).mean()) > 0.9
+
+
+def test_the_precision_keys_every_cached_model() -> None:
+    fp32, bf16 = (
+        RunConfig().with_values({"precision": "fp32"}),
+        RunConfig().with_values({"precision": "bf16"}),
+    )
+    assert teacher_recipe(fp32) != teacher_recipe(bf16)
+    assert teacher_key(fp32) != teacher_key(bf16)
+    assert recipe(fp32, "tiny") != recipe(bf16, "tiny")
+    # fp32 keeps the keys it had before the setting existed (warm caches stay valid)
+    assert teacher_key(fp32) == [fp32.teacher_epochs, fp32.learning_rate, fp32.batch_size, 42]
+    assert "precision" not in recipe(fp32, "tiny")
+    assert "bf16" not in teacher_recipe(fp32) and teacher_recipe(bf16)["bf16"] is True
