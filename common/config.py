@@ -97,11 +97,11 @@ class RunConfig:
     global_pretrain_epochs: int = setting(
         4, "pre-training epochs of the global student on the archive and the teacher (0: none)"
     )
-    teacher_epochs: int = setting(10, "training epochs of the teacher on the archive")
+    teacher_epochs: int = setting(14, "training epochs of the teacher on the archive")
     batch_size: int = setting(64, "batch size of the training loops")
     precision: str = setting(
         "auto",
-        "arithmetic of the training loops: bf16 (autocast, 1.6-1.9x faster on CPUs with "
+        "arithmetic of the training loops: bf16 (autocast, 1.5-2x faster on CPUs with "
         "AVX-512 BF16 or AMX), fp32, or auto (bf16 where this CPU has them)",
     )
     learning_rate: float = setting(
