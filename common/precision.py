@@ -1,11 +1,12 @@
 """The arithmetic of the training loops: bfloat16 autocast where the CPU computes it natively.
 
 On a CPU with AVX-512 BF16 (or AMX) instructions, oneDNN's bfloat16 convolutions train the
-zoo's models 1.5-2.0x faster than float32 (the ground's phases of a cold ``make run``:
-docs/benchmarks.md, "Precision"); without them it emulates bfloat16 and is slower. So ``precision = "auto"`` (the default) means bf16 where the
-CPU has the instructions and fp32 elsewhere; "bf16" and "fp32" force one. Only training uses
-it (forward and loss under ``torch.autocast``; weights, optimiser state and gradients stay
-float32); predictions, soft labels and evaluation are float32 everywhere.
+zoo's models 1.5-2.0x faster than float32 (the ground's phases of a cold ``make run``: the
+README's "Where the time goes"); without them it emulates bfloat16 and is slower. So
+``precision = "auto"`` (the default) means bf16 where the CPU has the instructions and fp32
+elsewhere; "bf16" and "fp32" force one. Only training uses it (forward and loss under
+``torch.autocast``; weights, optimiser state and gradients stay float32); predictions, soft
+labels and evaluation are float32 everywhere.
 
 The resolved precision is part of every cached model's recipe: a model trained in bf16 is
 not the one trained in fp32.
