@@ -50,7 +50,7 @@ prometheus:
 test: lint prometheus
 	@status=0; \
 	$(BIN)/python -m pytest -n 2 -m "not integration" || status=$$?; \
-	$(BIN)/python -m pytest -m integration || status=$$?; \
+	$(BIN)/python -m pytest -m integration --durations=10 || status=$$?; \
 	exit $$status
 
 format: $(STAMP)
