@@ -15,10 +15,7 @@ not the one trained in fp32.
 from __future__ import annotations
 
 import functools
-import logging
 from pathlib import Path
-
-log = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "bf16", "fp32")
 BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})  # /proc/cpuinfo names of native bf16
@@ -44,8 +41,3 @@ def use_bf16(precision: str) -> bool:
     if precision == "auto":
         return native_bf16()
     return precision == "bf16"
-
-
-def resolved(precision: str) -> str:
-    """``precision`` as it runs here: "bf16" or "fp32" (what cache recipes and reports say)."""
-    return "bf16" if use_bf16(precision) else "fp32"

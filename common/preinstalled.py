@@ -22,7 +22,6 @@ from common.errors import ConfigError
 from common.federation import Federation
 from common.model_cache import cache_path, load_cached
 from common.models import build_model
-from common.precision import use_bf16
 from common.teacher_recipe import ground_settings, teacher_key
 from common.training import TrainSettings
 
@@ -75,6 +74,7 @@ def cache_entry(cfg: RunConfig, fed: Federation, arch: str) -> tuple[str, dict[s
 
 def recipe(cfg: RunConfig, arch: str) -> dict[str, Any]:
     """The recipe of a pre-installed student trained on its own (``preinstall-epochs``)."""
+    settings = ground_settings(cfg, cfg.preinstall_epochs)  # what server/preinstall.py trains
     return {
         "arch": arch,
         "epochs": cfg.preinstall_epochs,
@@ -83,7 +83,7 @@ def recipe(cfg: RunConfig, arch: str) -> dict[str, Any]:
         "seed": cfg.seed,
         "temperature": cfg.temperature,
         "teacher": teacher_key(cfg),
-        **({"precision": "bf16"} if use_bf16(cfg.precision) else {}),
+        **({"precision": "bf16"} if settings.bf16 else {}),
     }
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from common.config import RunConfig
-from common.precision import resolved, use_bf16
+from common.precision import use_bf16
 from common.training import TrainSettings
 
 TEACHER_ARCH = "teacher"
@@ -46,4 +46,4 @@ def teacher_key(cfg: RunConfig) -> list[int | float | str]:
     key: list[int | float | str] = [
         settings.epochs, settings.learning_rate, settings.batch_size, settings.seed
     ]  # fmt: skip
-    return [*key, resolved(cfg.precision)] if settings.bf16 else key
+    return [*key, "bf16"] if settings.bf16 else key

@@ -28,16 +28,16 @@ def cpuinfo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 def test_auto_is_bf16_only_where_the_cpu_has_native_bf16(cpuinfo: Path) -> None:
     cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16\n")
-    assert precision.use_bf16("auto") and precision.resolved("auto") == "bf16"
+    assert precision.use_bf16("auto")
     precision.native_bf16.cache_clear()
     cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512bw\n")
-    assert not precision.use_bf16("auto") and precision.resolved("auto") == "fp32"
+    assert not precision.use_bf16("auto")
     assert precision.use_bf16("bf16") and not precision.use_bf16("fp32")
 
 
 def test_auto_is_fp32_where_the_cpu_flags_cannot_be_read(cpuinfo: Path) -> None:
     assert not cpuinfo.exists()
-    assert precision.resolved("auto") == "fp32"
+    assert not precision.use_bf16("auto")
 
 
 def test_an_unknown_precision_is_refused_with_the_choices() -> None:
