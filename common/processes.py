@@ -27,7 +27,12 @@ class FlowerError(SkydistillError):
 
 
 def flower_env(home: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a Flower process (and the Ray workers and apps it starts)."""
     env = dict(os.environ)
+    # Idle OpenMP threads sleep instead of spinning: a federation's processes (ServerApp,
+    # Ray actors, the driver) share the cores, and a spinning pool steals them from the
+    # process with work. A setting of the caller's own wins; results do not depend on it.
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     env.update(
         {
             "FLWR_HOME": str(home),

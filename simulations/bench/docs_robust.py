@@ -33,7 +33,7 @@ def robust_section(r: dict[str, Any], out: Path, img: Path, docs_dir: Path) -> l
     ]
     attacks: dict[str, dict[str, float]] = r.get("attacks") or {}
     if attacks:
-        rules = list(next(iter(attacks.values())))
+        rules = r.get("rules") or list(next(iter(attacks.values())))
         lines += [
             "| attack | " + " | ".join(rules) + " | best robust vs clean (points) |",
             "|---|" + "---:|" * (len(rules) + 1),
@@ -42,9 +42,23 @@ def robust_section(r: dict[str, Any], out: Path, img: Path, docs_dir: Path) -> l
             best = (r.get("best_robust_loss_points") or {}).get(attack)
             lines.append(
                 f"| {attack} | "
-                + " | ".join(pct(accs[rule]) for rule in rules)
+                + " | ".join(pct(accs[rule]) if rule in accs else "-" for rule in rules)
                 + f" | {'-' if best is None else f'{-best:+.1f}'} |"
             )
+    missing = r.get("missing") or []
+    if missing:
+        lines += [
+            "",
+            f"Not run yet ({len(missing)} federations; `-` above): {', '.join(missing)}. "
+            "The same command runs them and keeps what is measured on this kind of machine.",
+        ]
+    where = r.get("machine")
+    if where:
+        lines += [
+            "",
+            f"Measured on {where['cpu']}, training in {where['precision']} (torch "
+            f"{where['torch']}).",
+        ]
     lines += [
         "",
         f"Under {r['attack']} the plain mean loses {r['mean_loss_points']:.1f} points to the "

@@ -121,11 +121,12 @@ def plot_robust(report: dict[str, Any], path: Path) -> Path:
     curves.grid(alpha=0.3)
     curves.legend(loc="lower right", fontsize=7)
     attacks = report.get("attacks", {})
-    rules = list(next(iter(attacks.values()))) if attacks else []
+    rules = report.get("rules") or (list(next(iter(attacks.values()))) if attacks else [])
     width = 0.8 / max(len(rules), 1)
-    for i, rule in enumerate(rules):
+    for i, rule in enumerate(rules):  # a rule not run yet under an attack: no bar
         xs = [a + (i - (len(rules) - 1) / 2) * width for a in range(len(attacks))]
-        bars.bar(xs, [attacks[a][rule] for a in attacks], width, label=rule)
+        ys = [attacks[a].get(rule, float("nan")) for a in attacks]
+        bars.bar(xs, ys, width, label=rule)
     bars.axhline(report["clean"]["final_accuracy"], color="green", ls=":", label="clean")
     bars.axhline(
         report["control"]["final_accuracy"],

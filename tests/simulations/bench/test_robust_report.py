@@ -10,7 +10,16 @@ from pathlib import Path
 from typing import Any
 
 from common.settings import PROJECT_ROOT
-from simulations.bench.robust import assemble, planned_runs
+from simulations.bench.docs_robust import robust_section
+from simulations.bench.plots import plot_robust
+from simulations.bench.robust import (
+    REPORT,
+    assemble,
+    compared,
+    earlier_summaries,
+    machine,
+    planned_runs,
+)
 from simulations.bench.robust_trust import partition_of, sleeper_detection, trust_outcome
 from simulations.bench.settings import RobustBench
 
@@ -29,9 +38,15 @@ def _bench() -> RobustBench:
 
 def test_planned_runs_are_clean_and_each_attack_under_each_rule() -> None:
     runs = planned_runs(_bench())
+    # the documented keys first, then rule by rule: a stopped invocation has whole columns
     assert list(runs) == [
         "clean",
-        *(f"{a}-{r}" for a in ("lma", "sleeper") for r in ("mean", "median", "history")),
+        "lma-mean",
+        "lma-median",
+        "sleeper-mean",
+        "sleeper-median",
+        "lma-history",
+        "sleeper-history",
     ]
     assert runs["clean"] == {"aggregation": "mean", "attackers": 0.0}
     assert runs["sleeper-history"] == {
@@ -63,6 +78,8 @@ def test_the_report_keeps_its_keys_for_the_base_attack_and_adds_the_matrix(tmp_p
     assert abs(report["best_robust_loss_points"]["lma"] - 1.0) < 1e-9
     assert abs(report["clean_gain_over_control"] - 0.08) < 1e-9
     assert report["control"] == control and report["client_statistics"] == 1
+    assert report["complete"] is True and report["missing"] == []
+    assert report["machine"] == machine(bench.base) and report["rules"] == list(bench.rules)
     path = tmp_path / "robust.json"
     path.write_text(json.dumps(report))
     if CHECK.is_file():
@@ -113,3 +130,71 @@ def test_a_finished_run_with_the_same_settings_is_not_run_again(tmp_path: Path) 
     report["final"]["rounds_completed"] = cfg.num_rounds - 1  # interrupted: run it again
     (tmp_path / "report.json").write_text(json.dumps(report))
     assert finished_run(cfg, tmp_path) is None
+
+
+def test_a_partial_report_has_the_documented_keys_and_names_what_is_missing(
+    tmp_path: Path,
+) -> None:
+    bench = _bench()
+    results = {
+        "clean": _run(0.86, "mean"),
+        "lma-mean": _run(0.70, "mean"),
+        "lma-median": _run(0.84, "median"),
+        "sleeper-mean": _run(0.80, "mean"),
+    }
+    control = {"final_accuracy": 0.78, "rounds": [0.75, 0.78], "seconds": 2.0}
+    report = assemble(bench, results, control, 10.0)
+    assert report["complete"] is False
+    assert report["missing"] == ["sleeper-median", "lma-history", "sleeper-history"]
+    assert report["attacks"] == {"lma": {"mean": 0.70, "median": 0.84}, "sleeper": {"mean": 0.80}}
+    assert report["best_robust_loss_points"]["sleeper"] is None
+    assert report["worst_attack"] == "lma" and "sleeper" not in report
+    path = tmp_path / "robust.json"
+    path.write_text(json.dumps(report))
+    if CHECK.is_file():
+        done = subprocess.run(
+            [sys.executable, str(CHECK), str(path)], capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_summaries_are_reused_only_from_a_report_of_the_same_kind_of_machine(
+    tmp_path: Path,
+) -> None:
+    bench = _bench()
+    cfg = bench.config(aggregation="mean", attackers=0.0)
+    results = {
+        name: {**_run(acc, "mean"), "config": compared(cfg)}
+        for name, acc in (("clean", 0.86), ("lma-mean", 0.70), ("lma-median", 0.84))
+    }
+    control = {"final_accuracy": 0.78, "rounds": [0.78], "seconds": 2.0, "config": {"x": 1}}
+    here = machine(bench.base)
+    path = tmp_path / REPORT
+    path.write_text(json.dumps(assemble(bench, results, control, 10.0, here)))
+    found = earlier_summaries(path, here)
+    assert set(found) == {"clean", "control", "lma-mean", "lma-median"}
+    assert found["clean"]["config"] == compared(cfg)
+    assert earlier_summaries(path, {**here, "precision": "other"}) == {}
+    assert earlier_summaries(tmp_path / "absent.json", here) == {}
+    path.write_text("{not json")
+    assert earlier_summaries(path, here) == {}
+
+
+def test_the_docs_and_the_plot_show_a_partial_matrix_and_name_what_is_missing(
+    tmp_path: Path,
+) -> None:
+    bench = _bench()
+    results = {
+        "clean": _run(0.86, "mean"),
+        "lma-mean": _run(0.70, "mean"),
+        "lma-median": _run(0.84, "median"),
+        "sleeper-mean": _run(0.80, "mean"),
+    }
+    control = {"final_accuracy": 0.78, "rounds": [0.75, 0.78], "seconds": 2.0}
+    report = assemble(bench, results, control, 10.0)
+    out = tmp_path / "out"
+    plot_robust(report, out / "robust.png")
+    lines = robust_section(report, out, tmp_path / "docs" / "img", tmp_path / "docs")
+    assert "| sleeper | 80.0 | - | - | - |" in lines
+    assert any(line.startswith("Not run yet (3 federations") for line in lines)
+    assert any(report["machine"]["cpu"] in line for line in lines)
