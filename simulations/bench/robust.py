@@ -126,12 +126,11 @@ def earlier_summaries(path: Path, here: dict[str, str]) -> dict[str, dict[str, A
 def planned_runs(bench: RobustBench) -> dict[str, dict[str, Any]]:
     """Every federation the bench runs, by folder name, in the order they run: their
     run-config overrides. The clean run, the base's attack under the mean and under ``rule``
-    first (the report's documented keys), then rule by rule (``rules``' order, ``rule``
-    first among the robust ones), every attack under each: an invocation stopped early has
-    whole columns of the matrix."""
+    first (the report's documented keys), then rule by rule in ``rules``' order, every attack
+    under each: an invocation stopped early has whole columns of the matrix."""
     fraction = bench.attackers / bench.base.num_clients
     runs: dict[str, dict[str, Any]] = {CLEAN: {"aggregation": "mean", "attackers": 0.0}}
-    rules = dict.fromkeys(("mean", bench.rule, *bench.rules))
+    rules = dict.fromkeys(("mean", *bench.rules))
     attacks = dict.fromkeys((bench.base.attack, *bench.attack_list))
     order = [(bench.base.attack, "mean"), (bench.base.attack, bench.rule)]
     order += [(a, r) for r in rules for a in attacks]
