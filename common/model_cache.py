@@ -127,6 +127,36 @@ def load_or_train(
     return model, scores[test_key]
 
 
+def cached_predictions(
+    name: str,
+    fed: Federation,
+    recipe: Mapping[str, Any],
+    inputs: torch.Tensor,
+    predict: Callable[[], np.ndarray],
+) -> np.ndarray:
+    """``predict()`` (the cached model ``name``'s predictions on ``inputs``), cached beside its
+    weights under a key of the weights file's bytes and the inputs' bytes: a retrained model
+    or other inputs are another entry, never a stale one. The teacher's soft labels on the
+    reference set are computed once, not by every run's driver and ServerApp again."""
+    weights = cache_path(name, fed, recipe)
+    digest = hashlib.sha256()
+    try:
+        digest.update(weights.read_bytes())
+    except OSError:
+        return predict()  # no cached weights to key by: nothing to reuse
+    digest.update(f"{tuple(inputs.shape)} {inputs.dtype}".encode())
+    digest.update(inputs.detach().contiguous().numpy().tobytes())
+    path = weights.with_name(f"{weights.stem}-predictions-{digest.hexdigest()[:20]}.npy")
+    try:
+        found: np.ndarray = np.load(path, allow_pickle=False)
+        return found
+    except (OSError, ValueError, EOFError):
+        pass
+    values = predict()
+    atomic_write(path, lambda fh: np.save(fh, values, allow_pickle=False))
+    return values
+
+
 def _load_weights(name: str, model: nn.Module, path: Path) -> bool:
     try:
         model.load_state_dict(torch.load(path, weights_only=True))

@@ -17,7 +17,9 @@ from torch import nn
 from common.class_stats import STATISTICS_BACKBONE
 from common.config import RunConfig
 from common.federation import Federation, load_federation
+from common.model_cache import cached_predictions
 from common.preinstalled import shares_global
+from common.teacher_recipe import teacher_recipe
 from common.training import predict_proba
 from server.global_student import GlobalStudent
 from server.preinstall import preinstall
@@ -93,7 +95,13 @@ def prepare(cfg: RunConfig, *, progress: bool = False) -> GroundSegment:
     teacher, teacher_accuracy = load_or_train_teacher(cfg, fed, progress=progress)
     log.info("teacher test accuracy %.4f", teacher_accuracy)
     student = GlobalStudent(fed, cfg)
-    teacher_probs = predict_proba(teacher, student.reference)
+    teacher_probs = cached_predictions(
+        "teacher",
+        fed,
+        teacher_recipe(cfg),
+        student.reference,
+        lambda: predict_proba(teacher, student.reference),
+    )
     lap("teacher")
     start = float("nan")
     if cfg.method == "fedkd":  # the FedAvg baseline has no server-side student

@@ -7,14 +7,16 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 from torch import nn
 
 from common.config import RunConfig
 from common.federation import Federation, load_federation
-from common.model_cache import cache_path, eval_set_key, load_or_train
+from common.model_cache import cache_path, cached_predictions, eval_set_key, load_or_train
 from common.models import build_model
-from common.training import TrainSettings, accuracy, fit
+from common.training import TrainSettings, accuracy, fit, predict_proba
 from tests.data.eurosat.make import make
 
 
@@ -76,3 +78,44 @@ def test_the_stored_score_is_keyed_by_the_test_set(
     score_file.write_text(json.dumps({"score": 0.0123}))
     assert run(internal)[1] == score and calls == {"train": 1, "evaluate": 3}
     assert set(json.loads(score_file.read_text())["scores"]) == {eval_set_key(internal)}
+
+
+def test_predictions_are_cached_by_the_weights_and_the_inputs(
+    fixture_data: Path, external_dir: Path
+) -> None:
+    fed, _ = _feds(fixture_data, external_dir)
+    recipe = {"arch": "tiny", "test": "predictions keyed by weights and inputs"}
+    model = build_model("tiny", fed.spec.num_bands, fed.num_classes, seed=1)
+    inputs = fed.reference_images(np.arange(len(fed.partition.reference)))
+    calls: list[int] = []
+
+    def predict() -> np.ndarray:
+        calls.append(1)
+        return predict_proba(model, inputs)
+
+    # no cached weights: nothing to key the predictions by, so they are computed every time
+    first = cached_predictions("unit-probs", fed, recipe, inputs, predict)
+    cached_predictions("unit-probs", fed, recipe, inputs, predict)
+    assert len(calls) == 2
+    path = cache_path("unit-probs", fed, recipe)
+    torch.save(model.state_dict(), path)
+    again = cached_predictions("unit-probs", fed, recipe, inputs, predict)
+    assert len(calls) == 3
+    assert np.array_equal(cached_predictions("unit-probs", fed, recipe, inputs, predict), again)
+    assert len(calls) == 3 and np.array_equal(again, first)
+    # other inputs, or other weights under the same recipe, are other entries
+    cached_predictions("unit-probs", fed, recipe, inputs[:2], lambda: predict()[:2])
+    assert len(calls) == 4
+    other = build_model("tiny", fed.spec.num_bands, fed.num_classes, seed=2)
+    torch.save(other.state_dict(), path)
+    fresh = cached_predictions(
+        "unit-probs", fed, recipe, inputs, lambda: predict_proba(other, inputs)
+    )
+    assert not np.array_equal(fresh, first)
+    # a truncated entry is computed again, not trusted
+    for entry in path.parent.glob(f"{path.stem}-predictions-*.npy"):
+        entry.write_bytes(b"\x93NUMPY")
+    assert np.array_equal(
+        cached_predictions("unit-probs", fed, recipe, inputs, lambda: predict_proba(other, inputs)),
+        fresh,
+    )
