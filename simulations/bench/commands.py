@@ -26,18 +26,24 @@ Bench = DistillBench | RobustBench | OnboardBench | FleetBench | ScaleBench
 
 
 def run_command(bench: Bench, docs: Path) -> str:
-    """Run ``bench``, then regenerate ``docs``; the summary to print."""
+    """Run ``bench``, then regenerate ``docs``; the summary to print. A bench stopped midway
+    (Ctrl-C, SIGTERM, an error) regenerates ``docs`` too, from what its reports hold by then
+    (``bench robust`` writes its report after every federation)."""
     out = bench.out
-    if isinstance(bench, DistillBench):
-        summary = distill_summary(run_bench(bench), out)
-    elif isinstance(bench, RobustBench):
-        summary = robust_summary(run_robust(bench), out)
-    elif isinstance(bench, OnboardBench):
-        summary = onboard_summary(run_onboard(bench), out)
-    elif isinstance(bench, FleetBench):
-        summary = fleet_summary(run_fleet(bench), out)
-    else:
-        summary = scale_summary(run_scale(bench), out)
+    try:
+        if isinstance(bench, DistillBench):
+            summary = distill_summary(run_bench(bench), out)
+        elif isinstance(bench, RobustBench):
+            summary = robust_summary(run_robust(bench), out)
+        elif isinstance(bench, OnboardBench):
+            summary = onboard_summary(run_onboard(bench), out)
+        elif isinstance(bench, FleetBench):
+            summary = fleet_summary(run_fleet(bench), out)
+        else:
+            summary = scale_summary(run_scale(bench), out)
+    except BaseException:
+        render_docs(out, docs)
+        raise
     render_docs(out, docs)
     return summary
 
@@ -66,6 +72,8 @@ def robust_summary(report: dict[str, Any], out: Path) -> str:
         lines.append(
             f"  {attack:11s} " + "  ".join(f"{rule} {acc:.4f}" for rule, acc in accs.items())
         )
+    if report.get("missing"):
+        lines.append(f"  not run yet: {', '.join(report['missing'])}")
     sleeper = report.get("sleeper")
     if sleeper:
         lines.append(

@@ -86,3 +86,22 @@ def test_a_target_never_reached_has_no_ratio() -> None:
     report = {**FLEET, "synchronous": {"hours_to_target": None}}
     text = commands.fleet_summary(report, Path("out"))
     assert "vs not reached (synchronous), ratio -;" in text
+
+
+def test_a_bench_stopped_midway_renders_the_page_from_what_it_wrote(
+    rendered: list[tuple[Path, Path]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    def stopped(bench: RobustBench) -> dict[str, Any]:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(commands, "run_robust", stopped)
+    docs = tmp_path / "docs" / "benchmarks.md"
+    with pytest.raises(KeyboardInterrupt):
+        commands.run_command(RobustBench(out=tmp_path / "out"), docs)
+    assert rendered == [(tmp_path / "out", docs)]
+
+
+def test_a_partial_robust_report_says_what_is_not_run_yet() -> None:
+    report = {**ROBUST, "missing": ["sleeper-median", "cpa-history"]}
+    text = commands.robust_summary(report, Path("out"))
+    assert text.splitlines()[-2] == "  not run yet: sleeper-median, cpa-history"
