@@ -132,10 +132,8 @@ def test_a_finished_run_with_the_same_settings_is_not_run_again(tmp_path: Path) 
     assert finished_run(cfg, tmp_path) is None
 
 
-def test_a_partial_report_has_the_documented_keys_and_names_what_is_missing(
-    tmp_path: Path,
-) -> None:
-    bench = _bench()
+def _partial() -> dict[str, Any]:
+    """The report of _bench() stopped after four federations."""
     results = {
         "clean": _run(0.86, "mean"),
         "lma-mean": _run(0.70, "mean"),
@@ -143,7 +141,13 @@ def test_a_partial_report_has_the_documented_keys_and_names_what_is_missing(
         "sleeper-mean": _run(0.80, "mean"),
     }
     control = {"final_accuracy": 0.78, "rounds": [0.75, 0.78], "seconds": 2.0}
-    report = assemble(bench, results, control, 10.0)
+    return assemble(_bench(), results, control, 10.0)
+
+
+def test_a_partial_report_has_the_documented_keys_and_names_what_is_missing(
+    tmp_path: Path,
+) -> None:
+    report = _partial()
     assert report["complete"] is False
     assert report["missing"] == ["sleeper-median", "lma-history", "sleeper-history"]
     assert report["attacks"] == {"lma": {"mean": 0.70, "median": 0.84}, "sleeper": {"mean": 0.80}}
@@ -183,15 +187,7 @@ def test_summaries_are_reused_only_from_a_report_of_the_same_kind_of_machine(
 def test_the_docs_and_the_plot_show_a_partial_matrix_and_name_what_is_missing(
     tmp_path: Path,
 ) -> None:
-    bench = _bench()
-    results = {
-        "clean": _run(0.86, "mean"),
-        "lma-mean": _run(0.70, "mean"),
-        "lma-median": _run(0.84, "median"),
-        "sleeper-mean": _run(0.80, "mean"),
-    }
-    control = {"final_accuracy": 0.78, "rounds": [0.75, 0.78], "seconds": 2.0}
-    report = assemble(bench, results, control, 10.0)
+    report = _partial()
     out = tmp_path / "out"
     plot_robust(report, out / "robust.png")
     lines = robust_section(report, out, tmp_path / "docs" / "img", tmp_path / "docs")
