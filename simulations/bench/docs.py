@@ -11,21 +11,14 @@ from typing import Any
 from simulations.bench.docs_distill import distill_section
 from simulations.bench.docs_format import byte_size, figure, format_hours, pct
 from simulations.bench.docs_robust import robust_section
+from simulations.bench.report import cpu_model
 
 
 def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     import torch
 
     return (
-        f"{os.cpu_count()} cores ({cpu}), no GPU, Python {platform.python_version()}, "
+        f"{os.cpu_count()} cores ({cpu_model()}), no GPU, Python {platform.python_version()}, "
         f"torch {torch.__version__}"
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import platform
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,18 @@ from server.history import finite_json
 log = logging.getLogger(__name__)
 
 Run = dict[str, Any]
+
+
+def cpu_model() -> str:
+    """This machine's CPU model (Linux's /proc/cpuinfo ``model name``; elsewhere what
+    :mod:`platform` says)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
 
 
 def write_report(path: Path, report: Any) -> Path:

@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import platform
 import time
 from pathlib import Path
 from typing import Any
@@ -40,7 +39,7 @@ from server.checkpoint import NOT_COMPARED
 from server.ground import prepare
 from server.history import REPORT_FILE, finite_json
 from simulations.bench.plots import plot_robust
-from simulations.bench.report import write_report
+from simulations.bench.report import cpu_model, write_report
 from simulations.bench.robust_trust import sleeper_detection, trust_outcome
 from simulations.bench.settings import RobustBench
 from simulations.simulate import SimulationLink, simulation_link, with_paths
@@ -56,17 +55,9 @@ SLEEPER_RUN = "sleeper-history"
 def machine(cfg: RunConfig) -> dict[str, str]:
     """What a seeded run's figures depend on beside its settings: the precision training
     resolves to, the CPU model and torch's version."""
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     return {
         "precision": "bf16" if use_bf16(cfg.precision) else "fp32",
-        "cpu": model,
+        "cpu": cpu_model(),
         "torch": torch.__version__,
     }
 
