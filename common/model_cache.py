@@ -136,8 +136,7 @@ def cached_predictions(
 ) -> np.ndarray:
     """``predict()`` (the cached model ``name``'s predictions on ``inputs``), cached beside its
     weights under a key of the weights file's bytes and the inputs' bytes: a retrained model
-    or other inputs are another entry, never a stale one. The teacher's soft labels on the
-    reference set are computed once, not by every run's driver and ServerApp again."""
+    or other inputs are another entry, never a stale one."""
     weights = cache_path(name, fed, recipe)
     digest = hashlib.sha256()
     try:

@@ -17,13 +17,10 @@ from torch import nn
 from common.class_stats import STATISTICS_BACKBONE
 from common.config import RunConfig
 from common.federation import Federation, load_federation
-from common.model_cache import cached_predictions
 from common.preinstalled import shares_global
-from common.teacher_recipe import teacher_recipe
-from common.training import predict_proba
 from server.global_student import GlobalStudent
 from server.preinstall import preinstall
-from server.teacher import load_or_train_teacher
+from server.teacher import load_or_train_teacher, reference_probs
 
 log = logging.getLogger(__name__)
 
@@ -95,13 +92,7 @@ def prepare(cfg: RunConfig, *, progress: bool = False) -> GroundSegment:
     teacher, teacher_accuracy = load_or_train_teacher(cfg, fed, progress=progress)
     log.info("teacher test accuracy %.4f", teacher_accuracy)
     student = GlobalStudent(fed, cfg)
-    teacher_probs = cached_predictions(
-        "teacher",
-        fed,
-        teacher_recipe(cfg),
-        student.reference,
-        lambda: predict_proba(teacher, student.reference),
-    )
+    teacher_probs = reference_probs(cfg, fed, teacher, student.reference)
     lap("teacher")
     start = float("nan")
     if cfg.method == "fedkd":  # the FedAvg baseline has no server-side student

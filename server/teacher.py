@@ -18,7 +18,7 @@ from common.codec import validate_probabilities
 from common.config import RunConfig
 from common.errors import CodecError
 from common.federation import Federation, Split
-from common.model_cache import load_or_train
+from common.model_cache import cached_predictions, load_or_train
 from common.models import build_model, count_parameters
 from common.precision import use_bf16
 from common.teacher_recipe import TEACHER_ARCH, teacher_recipe, teacher_settings
@@ -35,6 +35,7 @@ from server.distil import distil_towards
 log = logging.getLogger(__name__)
 
 TEACHER_PHASE = "teacher (ResNet-style, labels the reference set)"
+CACHE_NAME = "teacher"  # its entry in the model cache (common/model_cache.py)
 
 
 def load_or_train_teacher(
@@ -64,13 +65,23 @@ def load_or_train_teacher(
         return accuracy(m, test.x, test.y)
 
     return load_or_train(
-        "teacher",
+        CACHE_NAME,
         model,
         fed,
         teacher_recipe(cfg),
         train,
         evaluate,
         what=what,
+    )
+
+
+def reference_probs(
+    cfg: RunConfig, fed: Federation, teacher: nn.Module, reference: torch.Tensor
+) -> np.ndarray:
+    """The teacher's soft labels on the (normalised) reference tiles, cached beside its
+    weights: computed once, not by every run's driver and ServerApp again."""
+    return cached_predictions(
+        CACHE_NAME, fed, teacher_recipe(cfg), reference, lambda: predict_proba(teacher, reference)
     )
 
 
