@@ -30,6 +30,17 @@ def _run(final: float, rule: str) -> dict[str, Any]:
     return {"final_accuracy": final, "rounds": [0.7, final], "seconds": 1.0, "rule": rule}
 
 
+def _passes_the_checker(report: dict[str, Any], tmp_path: Path) -> None:
+    """The format checker other tools use accepts ``report`` (when ../shared is beside us)."""
+    path = tmp_path / "robust.json"
+    path.write_text(json.dumps(report))
+    if CHECK.is_file():
+        done = subprocess.run(
+            [sys.executable, str(CHECK), str(path)], capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+
+
 def _bench() -> RobustBench:
     return RobustBench(
         attacks=("lma", "sleeper"), rules=("mean", "median", "history"), rule="median"
@@ -80,13 +91,7 @@ def test_the_report_keeps_its_keys_for_the_base_attack_and_adds_the_matrix(tmp_p
     assert report["control"] == control and report["client_statistics"] == 1
     assert report["complete"] is True and report["missing"] == []
     assert report["machine"] == machine(bench.base) and report["rules"] == list(bench.rules)
-    path = tmp_path / "robust.json"
-    path.write_text(json.dumps(report))
-    if CHECK.is_file():
-        done = subprocess.run(
-            [sys.executable, str(CHECK), str(path)], capture_output=True, text=True
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
+    _passes_the_checker(report, tmp_path)
 
 
 def _trust(r: int, scored: dict[str, float], flagged: list[str]) -> dict[str, Any]:
@@ -153,13 +158,7 @@ def test_a_partial_report_has_the_documented_keys_and_names_what_is_missing(
     assert report["attacks"] == {"lma": {"mean": 0.70, "median": 0.84}, "sleeper": {"mean": 0.80}}
     assert report["best_robust_loss_points"]["sleeper"] is None
     assert report["worst_attack"] == "lma" and "sleeper" not in report
-    path = tmp_path / "robust.json"
-    path.write_text(json.dumps(report))
-    if CHECK.is_file():
-        done = subprocess.run(
-            [sys.executable, str(CHECK), str(path)], capture_output=True, text=True
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
+    _passes_the_checker(report, tmp_path)
 
 
 def test_summaries_are_reused_only_from_a_report_of_the_same_kind_of_machine(
