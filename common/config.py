@@ -123,7 +123,11 @@ class RunConfig:
     metrics_address: str = setting(
         "127.0.0.1:9464", "address of the Prometheus exporter (empty: off)"
     )
-    metrics_linger: float = setting(10.0, "seconds the exporter stays up after the last round")
+    metrics_linger: float = setting(
+        10.0,
+        "after the last round, at most these seconds waiting for Prometheus to scrape the "
+        "final figures (none if nobody scraped the exporter during the run)",
+    )
     method: str = setting(
         "fedkd", "fedkd, or fedavg: the baseline (Flower's FedAvg on one student, weights travel)"
     )

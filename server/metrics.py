@@ -265,16 +265,49 @@ def observe_trust(trust: dict[str, object]) -> None:
         TRUST_MEDIAN.set(median)
 
 
+class ScrapeClock:
+    """The registry as the exporter serves it, remembering when it was last scraped: the
+    exporter lingers after a run only for someone who is watching (:func:`serving`)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.last: float | None = None  # time.monotonic() of the last scrape
+
+    def collect(self) -> Iterable[Metric]:
+        self.last = time.monotonic()
+        return self.registry.collect()
+
+    def restricted_registry(self, names: Iterable[str]) -> object:
+        self.last = time.monotonic()
+        return self.registry.restricted_registry(names)
+
+    def scraped_since(self, moment: float) -> bool:
+        return self.last is not None and self.last >= moment
+
+
 @dataclass
 class MetricsServer:
     server: WSGIServer
     thread: Thread
     address: str
+    clock: ScrapeClock
 
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=5)
+
+    def linger(self, seconds: float, poll: float = 0.1) -> float:
+        """After the last round: wait until the exporter is scraped once more, at most
+        ``seconds``, so that Prometheus sees the final figures; not at all when nobody
+        scraped it during the run (``make run`` on a laptop). Returns the seconds waited."""
+        if self.clock.last is None or seconds <= 0:
+            log.debug("metrics exporter never scraped: no linger")
+            return 0.0
+        start = time.monotonic()
+        while time.monotonic() - start < seconds and not self.clock.scraped_since(start):
+            time.sleep(poll)
+        return time.monotonic() - start
 
 
 def serve(address: str) -> MetricsServer | None:
@@ -282,8 +315,13 @@ def serve(address: str) -> MetricsServer | None:
     if not address:
         return None
     host, _, port = address.rpartition(":")
+    clock = ScrapeClock(REGISTRY)
     try:
-        server, thread = start_http_server(int(port), addr=host or "127.0.0.1", registry=REGISTRY)
+        server, thread = start_http_server(
+            int(port),
+            addr=host or "127.0.0.1",
+            registry=clock,  # a Collector by what it does: collect(), restricted_registry()
+        )
     except ValueError:
         log.error("metrics-address %r is not HOST:PORT: metrics are not served", address)
         return None
@@ -296,17 +334,18 @@ def serve(address: str) -> MetricsServer | None:
         )
         return None
     log.info("Prometheus metrics on http://%s/metrics", address)
-    return MetricsServer(server=server, thread=thread, address=address)
+    return MetricsServer(server=server, thread=thread, address=address, clock=clock)
 
 
 @contextmanager
 def serving(address: str, linger: float) -> Iterator[None]:
-    """Serve ``/metrics`` on ``address`` (if it can) while the block runs; afterwards stay up
-    ``linger`` seconds, a few scrape intervals, so that Prometheus sees the final round."""
+    """Serve ``/metrics`` on ``address`` (if it can) while the block runs; afterwards, if it
+    was scraped, stay up until the next scrape, at most ``linger`` seconds (a few scrape
+    intervals), so that Prometheus sees the final round (:meth:`MetricsServer.linger`)."""
     exporter = serve(address)
     try:
         yield
     finally:
         if exporter is not None:
-            time.sleep(linger)
+            exporter.linger(linger)
             exporter.stop()

@@ -6,6 +6,7 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import urllib.request
 
 import pytest
@@ -177,6 +178,38 @@ def test_serve_exposes_metrics_and_a_busy_port_is_not_fatal(
         assert "skydistill_round " in body
         assert metrics.serve(f"127.0.0.1:{port}") is None  # port taken: logged, no exception
         assert "cannot serve Prometheus metrics" in caplog.text
+    finally:
+        exporter.stop()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_an_exporter_nobody_scraped_does_not_linger() -> None:
+    exporter = metrics.serve(f"127.0.0.1:{_free_port()}")
+    assert exporter is not None
+    try:
+        assert exporter.linger(5.0) == 0.0
+    finally:
+        exporter.stop()
+
+
+def test_a_scraped_exporter_lingers_until_the_next_scrape_at_most_its_linger() -> None:
+    port = _free_port()
+    exporter = metrics.serve(f"127.0.0.1:{port}")
+    assert exporter is not None
+    url = f"http://127.0.0.1:{port}/metrics"
+    try:
+        urllib.request.urlopen(url, timeout=5).read()  # watched during the run
+        assert 0.25 <= exporter.linger(0.3) < 2.0  # nobody scrapes again: the whole linger
+        scraper = threading.Timer(0.5, lambda: urllib.request.urlopen(url, timeout=5).read())
+        scraper.start()
+        waited = exporter.linger(20.0)  # the next scrape ends it
+        scraper.join()
+        assert 0.4 <= waited < 10.0
     finally:
         exporter.stop()
 
