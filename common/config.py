@@ -115,6 +115,12 @@ class RunConfig:
         "", "folder of report.json, the checkpoint and the students", "no files written"
     )
     round_timeout: float = setting(600.0, "seconds a round waits for replies")
+    max_in_flight: int = setting(
+        0,
+        "messages of a round unanswered at once; the rest wait for a reply (0: all at once). "
+        "On Flower's simulation engine with thousands of registered clients, a few per actor "
+        "(docs/scale.md)",
+    )
     evaluate_every: int = setting(
         0,
         "every N rounds (and after the last) clients score their own students on the common "

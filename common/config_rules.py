@@ -98,6 +98,7 @@ RANGES: dict[str, Range] = {
     "archive-fraction": SPLIT_SHARE,
     "holdout-fraction": Range(0, 1, high_open=True),
     "round-timeout": POSITIVE,
+    "max-in-flight": Range(0, note="0 = all at once"),
     "evaluate-every": Range(0, note="0 = off"),
     "metrics-linger": NON_NEGATIVE,
     "preinstall-epochs": AT_LEAST_ONE,

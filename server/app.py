@@ -20,6 +20,7 @@ from common.config import RunConfig
 from server import metrics
 from server.build import build_refiner, build_strategy, round_configs
 from server.checkpoint import resume
+from server.dispatch import WindowedGrid
 from server.fedavg import run_fedavg
 from server.ground import prepare
 from server.history import History
@@ -44,6 +45,8 @@ def main(grid: Grid, context: Context) -> None:
 
 def run(grid: Grid, cfg: RunConfig) -> None:
     started = time.time()
+    if cfg.max_in_flight:
+        grid = WindowedGrid(grid, cfg.max_in_flight)
     out_dir = Path(cfg.out_dir) if cfg.out_dir else None
     handover = take_over(out_dir, cfg)  # what skydistill simulate measured before Flower
     torch.manual_seed(cfg.seed)

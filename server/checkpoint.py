@@ -36,7 +36,15 @@ CHECKPOINT_FILE = "checkpoint.pt"
 FORMAT_VERSION = 1
 # Settings that may change between a crash and the resumption without changing the result.
 NOT_COMPARED = frozenset(
-    {"out-dir", "data-dir", "metrics-address", "metrics-linger", "round-timeout", "resume"}
+    {
+        "out-dir",
+        "data-dir",
+        "metrics-address",
+        "metrics-linger",
+        "round-timeout",
+        "max-in-flight",
+        "resume",
+    }
 )
 
 

@@ -207,6 +207,7 @@ def run_size(bench: ScaleBench, clients: int, work: Path) -> dict[str, Any]:
         "flower_processes_reniced": report["flower_processes_reniced"],
         "roles": cfg.roles,
         "reference_per_round": cfg.reference_per_round,
+        "max_in_flight": cfg.max_in_flight,
         "seed": cfg.seed,
     }
     log.info(
@@ -235,6 +236,8 @@ WHAT = {
     "config, message), data (shard and reference tensors), model (the student to train), "
     "train, predict, keep (the student into the state and its student file), encode (the "
     "reply); other: the rest of the call",
+    "max_in_flight": "the run config's max-in-flight: messages of a round unanswered at once "
+    "(server/dispatch.py; 0: all at once)",
     "cpu_seconds_by_process": "CPU seconds (user + system) of each process of the Flower "
     "run's tree, summed by name, as last sampled",
     "peak_rss_bytes": "max over samples every 0.5 s of the summed RSS of the SuperLink and "

@@ -11,6 +11,7 @@ dataclass. Plain data and cheap to import: ``cli/bench.py`` shows these defaults
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,7 +69,16 @@ FLEET: dict[str, Any] = {
     "metrics-linger": 0.0,
 }
 # Targets per client round: 2 training steps of 64 tiles.
-SCALE: dict[str, Any] = {"num-rounds": 3, "shard-size": 50, "reference-per-round": 100}
+# A round's messages go to Flower a few per actor at a time (server/dispatch.py): at 10,000
+# registered clients the simulation engine's link-state scans cost O(nodes x messages in
+# flight). The bench runs one actor per core (client-resources-num-cpus = 1).
+MESSAGES_PER_ACTOR = 4
+SCALE: dict[str, Any] = {
+    "num-rounds": 3,
+    "shard-size": 50,
+    "reference-per-round": 100,
+    "max-in-flight": MESSAGES_PER_ACTOR * (os.cpu_count() or 1),
+}
 
 # Set on every run of a bench, whatever the bench's run config says.
 NO_EXPORTER: dict[str, Any] = {"metrics-address": "", "metrics-linger": 0.0}
