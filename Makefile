@@ -44,13 +44,14 @@ prometheus:
 	  $(SUDO) apt-get update -qq && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; }
 
-## test: lint, then the whole test suite: the unit tests on 2 pytest-xdist workers, then the
-## integration tests in one serial pytest (one SuperLink, Ray or Prometheus at a time: some
-## of them time their processes); both always run, and either failing fails the target
+## test: lint, then the whole test suite: the unit tests, then the integration tests, each on
+## 2 pytest-xdist workers (integration: a test file per worker at a time, so a file's
+## fixtures are built once; every process they start takes free ports and its own Ray);
+## both always run, and either failing fails the target
 test: lint prometheus
 	@status=0; \
 	$(BIN)/python -m pytest -n 2 -m "not integration" || status=$$?; \
-	$(BIN)/python -m pytest -m integration --durations=10 || status=$$?; \
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m integration --durations=10 || status=$$?; \
 	exit $$status
 
 format: $(STAMP)
