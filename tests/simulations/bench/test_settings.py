@@ -3,6 +3,7 @@ place, and every run of a bench gets exactly the config it got before (issue 21)
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -145,6 +146,7 @@ def test_bench_scale_sweeps_fleet_sizes_over_its_own_settings(tmp_path: Path) ->
         "num-rounds": 3,
         "shard-size": 50,
         "reference-per-round": 100,
+        "max-in-flight": settings.MESSAGES_PER_ACTOR * (os.cpu_count() or 1),  # 4 per actor
         "num-clients": 1_000,
         "fraction-train": 0.1,
         "min-train-clients": 100,
