@@ -265,17 +265,20 @@ def observe_trust(trust: dict[str, object]) -> None:
         TRUST_MEDIAN.set(median)
 
 
+RESPONSE_SECONDS = 0.5  # after the last scrape was collected: time to send its response
+
+
 class ScrapeClock:
     """The registry as the exporter serves it, remembering when it was last scraped: the
     exporter lingers after a run only for someone who is watching (:func:`serving`)."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
-        self.last: float | None = None  # time.monotonic() of the last scrape
+        self.last: float | None = None  # time.monotonic() when the last scrape was collected
 
     def collect(self) -> Iterable[Metric]:
-        self.last = time.monotonic()
-        return self.registry.collect()
+        yield from self.registry.collect()
+        self.last = time.monotonic()  # every figure read: what is left is sending them
 
     def restricted_registry(self, names: Iterable[str]) -> object:
         self.last = time.monotonic()
@@ -307,6 +310,10 @@ class MetricsServer:
         start = time.monotonic()
         while time.monotonic() - start < seconds and not self.clock.scraped_since(start):
             time.sleep(poll)
+        if self.clock.scraped_since(start):
+            # The scrape's figures are read; its response is still being written, and the
+            # process may end right after the linger (daemon threads die mid-response).
+            time.sleep(RESPONSE_SECONDS)
         return time.monotonic() - start
 
 

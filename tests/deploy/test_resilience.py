@@ -204,6 +204,11 @@ def _rounds(out: Path) -> list[dict[str, Any]]:
         return []
 
 
+# The exporter's linger ends at the first scrape after the last round, so a long one costs
+# nothing while this test scrapes; it only bounds the wait if the test stopped scraping.
+LINGER = 30.0
+
+
 def _run_over(home: Path, run_id: int, out: Path, rounds: int) -> Callable[[], bool]:
     """Whether Flower says the run is over. Its status costs a `flwr` process (about a
     CPU-second), so it is asked every 15 s, and every 2 s once the report holds every round."""
@@ -324,7 +329,7 @@ def test_wire_fuzz_is_counted_by_reason_and_the_rounds_go_on(
         run_toml = _run_toml(
             tmp_path / "fuzz.toml", fixture_data, out,
             **{"num-rounds": fuzz.ROUNDS, "min-train-clients": nodes,
-               "metrics-address": exporter, "metrics-linger": 5.0},
+               "metrics-address": exporter, "metrics-linger": LINGER},
         )  # fmt: skip
         submit = ["submit", str(run_toml), "--home", str(ground.home), "--app", str(app)]
         run_id = _submitted(run_cli(submit, ground.root))
@@ -333,8 +338,10 @@ def test_wire_fuzz_is_counted_by_reason_and_the_rounds_go_on(
         over = _run_over(ground.home, run_id, out, rounds=fuzz.ROUNDS)
 
         def finished() -> bool:
-            """Scrape the live exporter every second (it lingers 5 s after the last round, so
-            the last scrape holds the final counts) until the run is over."""
+            """Scrape the live exporter every second until the run is over: after the last
+            round it waits for the next scrape (at most LINGER s; a `flwr` status call on a
+            loaded machine can hold this loop for seconds), so the last scrape holds the
+            final counts."""
             with suppress(OSError):
                 scraped.update(_scrape(exporter))
             assert ground.alive(), "the SuperLink died"

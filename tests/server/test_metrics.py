@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 
 import pytest
@@ -212,6 +213,45 @@ def test_a_scraped_exporter_lingers_until_the_next_scrape_at_most_its_linger() -
         assert 0.4 <= waited < 10.0
     finally:
         exporter.stop()
+
+
+# A ServerApp's process after its last round: serve, linger, end at once (os._exit: the
+# exporter's daemon threads die with the process, as they do when the ServerApp returns).
+_LINGER_THEN_EXIT = """
+import os, sys
+from server import metrics
+exporter = metrics.serve(sys.argv[1])
+metrics.set_planned_rounds(7)
+print("up", flush=True)
+sys.stdin.readline()  # the test has scraped once: the rounds are over
+exporter.linger(20.0)
+os._exit(0)
+"""
+
+
+def test_the_scrape_that_ends_the_linger_gets_its_whole_response_before_the_process_ends() -> None:
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/metrics"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _LINGER_THEN_EXIT, f"127.0.0.1:{port}"],
+        cwd=PROJECT_ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        assert proc.stdout.readline() == "up\n"
+        urllib.request.urlopen(url, timeout=5).read()  # watched during the run
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        time.sleep(0.3)  # the linger has begun
+        body = urllib.request.urlopen(url, timeout=5).read().decode()  # the scrape that ends it
+        assert "skydistill_rounds_planned 7.0" in body and body.endswith("\n")
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def test_metric_names_lists_the_exposed_names() -> None:
