@@ -26,6 +26,7 @@ def test_scale_report_has_the_format_other_tools_read(fixture_data: Path, tmp_pa
         reference_per_round=8,
         num_rounds=2,
         shard_size=6,
+        max_in_flight=2,  # fewer than the 4 clients of a round: the window on real Flower + Ray
     )
     bench = ScaleBench(base=base, clients=(40,), per_round=4, out=tmp_path)
     report = run_scale(bench)
@@ -35,6 +36,7 @@ def test_scale_report_has_the_format_other_tools_read(fixture_data: Path, tmp_pa
     assert len(run["round_seconds"]) == 2 and all(s > 0 for s in run["round_seconds"])
     # Every sampled client trained once per round, in Flower and again in the plain loop.
     assert run["client_rounds"] == run["clients_ok"] == run["clients_selected"] == 8
+    assert run["max_in_flight"] == 2
     assert run["plain_loop_seconds"] > 0
     assert run["overhead_ratio"] == sum(run["round_seconds"]) / run["plain_loop_seconds"]
     # train and predict are most of a client round, and the parts add up to it
