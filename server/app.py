@@ -45,8 +45,6 @@ def main(grid: Grid, context: Context) -> None:
 
 def run(grid: Grid, cfg: RunConfig) -> None:
     started = time.time()
-    if cfg.max_in_flight:
-        grid = WindowedGrid(grid, cfg.max_in_flight)
     out_dir = Path(cfg.out_dir) if cfg.out_dir else None
     handover = take_over(out_dir, cfg)  # what skydistill simulate measured before Flower
     torch.manual_seed(cfg.seed)
@@ -58,7 +56,8 @@ def run(grid: Grid, cfg: RunConfig) -> None:
     log.info("ground segment seconds: %s", format_seconds(clock.phases))
     if handover is not None:  # this ServerApp's own, summed above as server-ground
         log.info("server-ground seconds: %s", format_seconds(ground.seconds))
-    check_simulated_nodes(grid, cfg.num_clients)
+    check_simulated_nodes(grid, cfg.num_clients)  # Flower's own grid: it asks its type
+    grid = WindowedGrid(grid, cfg.max_in_flight)  # every round's messages go through it
     history = History(config=cfg.to_mapping(), out_dir=out_dir, clock=clock)
     history.teacher_accuracy = ground.teacher_accuracy
     history.start_accuracy = ground.student_start_accuracy

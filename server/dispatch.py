@@ -88,7 +88,7 @@ class WindowedGrid(Grid):
             in_flight.difference_update(m.metadata.reply_to_message_id for m in arrived)
             if deadline is not None and time.monotonic() >= deadline:
                 break
-            if not arrived and (in_flight or not waiting):
+            if not arrived:
                 time.sleep(self.pull_interval)
         if waiting or in_flight:
             log.warning(

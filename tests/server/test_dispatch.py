@@ -16,7 +16,7 @@ from flwr.supercore.task_identity import TaskIdentity
 from flwr.superlink.grid import InMemoryGrid
 
 from server.dispatch import WindowedGrid
-from tests.server.test_nodes import simulation_grid
+from tests.server.loopback import simulation_grid
 
 
 class Engine(threading.Thread):

@@ -36,6 +36,7 @@ def test_flwr_run_with_fewer_supernodes_warns_and_leaves_plot_and_logs(
         preinstall_epochs=1,
         metrics_address="",  # no exporter: other runs on this machine may hold the port
         metrics_linger=0.0,
+        max_in_flight=1,  # the window wraps Flower's grid only after the SuperNode check
     )
     home = tmp_path / "flwr-home"
     with simulation_link(home, env={"RAY_ADDRESS": "local"}):
