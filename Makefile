@@ -73,7 +73,7 @@ prometheus:
 test: lint prometheus
 	@status=0; \
 	$(BIN)/python -m pytest -n 2 -m "not integration" || status=$$?; \
-	$(BIN)/python -m pytest -n 2 --dist loadfile -m integration --durations=10 || status=$$?; \
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m integration --no-loadscope-reorder --durations=20 || status=$$?; \
 	exit $$status
 
 format: $(STAMP)
