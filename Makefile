@@ -23,14 +23,15 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # what each process imports, every time, where PYTHONDONTWRITEBYTECODE is set (as on this
 # machine), and a run starts dozens of processes. A file that does not compile (some
 # packages ship such test data) only stays uncompiled.
+PIP = $(BIN)/python -m pip install --quiet --no-compile --disable-pip-version-check
 define venv_install
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --no-compile --disable-pip-version-check "$(TORCH)"
-	@if $(BIN)/python -m pip install --quiet --no-compile --disable-pip-version-check uv; then \
+	$(PIP) "$(TORCH)"
+	@if $(PIP) uv; then \
 	  $(BIN)/uv pip install --quiet --python $(BIN)/python -e '$(1)'; \
 	else \
 	  echo "uv could not be installed: installing with pip (slower)"; \
-	  $(BIN)/python -m pip install --quiet --no-compile --disable-pip-version-check -e '$(1)'; \
+	  $(PIP) -e '$(1)'; \
 	fi
 	$(BIN)/python -m compileall -qq -j 0 \
 	  "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" || true
