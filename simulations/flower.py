@@ -90,6 +90,13 @@ class SuperLink:
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> SuperLink:
+        """Start the SuperLink and wait until it answers."""
+        self.launch()
+        return self.wait_ready()
+
+    def launch(self) -> None:
+        """Start the SuperLink's process without waiting for it (about 3 s of imports before
+        it answers): do other work, then :meth:`wait_ready`. :meth:`stop` it either way."""
         self.home.mkdir(parents=True, exist_ok=True)
         cmd = [
             str(BIN / "flower-superlink"),
@@ -108,6 +115,12 @@ class SuperLink:
             self.proc = subprocess.Popen(
                 cmd, stdout=out, stderr=subprocess.STDOUT, env=flower_env(self.home, self.env)
             )
+
+    def wait_ready(self) -> SuperLink:
+        """Block until the launched SuperLink answers; stop it and raise if it exits or does
+        not answer within ``startup_timeout`` seconds."""
+        if self.proc is None:
+            raise FlowerError("the SuperLink was not launched: call launch() or start() first")
         try:
             return self._wait_ready(self.proc)
         except BaseException:

@@ -98,6 +98,11 @@ class LogStream:
             raise SkydistillError(f"{cmd[0]} started without an output pipe")
         self._pump = pump(self.proc.stdout, path)
 
+    def ended(self) -> bool:
+        """Whether the command has exited: ``flwr log --stream`` does once the run it follows
+        has finished and its last lines are out (or when it failed)."""
+        return self.proc.poll() is not None
+
     def terminate(self, grace: float = 3.0) -> None:
         """Stop following: ``flwr log`` ends by itself once a finished run's logs are all
         out, so give it ``grace`` seconds for the last lines, then SIGTERM it."""

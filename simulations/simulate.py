@@ -102,22 +102,25 @@ def simulate(
     if not cfg.resume:  # a new run in this folder: forget an earlier run's state
         (out / CHECKPOINT_FILE).unlink(missing_ok=True)
         shutil.rmtree(out / STUDENTS_DIR, ignore_errors=True)
-    # Decode the tiles and train the teacher and global student (or find them cached) here,
-    # once, before Flower and Ray start: the ServerApp then loads them from the cache.
-    torch.set_num_threads(os.cpu_count() or 1)
-    ground = prepare(cfg, progress=progress)
-    log.info("%d %s tiles in %s", len(ground.fed.arrays), cfg.dataset, dataset_folder(cfg))
-    log.info("ground segment seconds: %s", format_seconds(ground.seconds))
-    if cfg.scenario:  # refuse a mismatched scenario, and compute its contacts, before Flower
-        build_schedule(cfg)
-    checkpoint = load_checkpoint(out) if cfg.resume else None
-    if checkpoint is not None:  # refuse here, before any Flower process starts
-        checkpoint.check_matches(cfg, ground.fed)
-        log.info("resuming %s after round %d of %d", out, checkpoint.round, cfg.num_rounds)
-    # The report shows where the ground's time went: here, not in the ServerApp's cache loads.
-    hand_over(out, cfg, started, ground.seconds)
     attached = ray_address is not None
-    with simulation_link(out / "flwr-home", env=ray_env(ray_address), attached=attached) as sim:
+    # The SuperLink's start (about 3 s of imports) overlaps the ground's preparation. That
+    # preparation (decode the tiles, train the teacher and the global student or find them
+    # cached) still runs here, once, before any simulation process or Ray worker exists: the
+    # ServerApp then loads them from the cache.
+    home = out / "flwr-home"
+    with simulation_link(home, env=ray_env(ray_address), attached=attached, wait=False) as sim:
+        torch.set_num_threads(os.cpu_count() or 1)
+        ground = prepare(cfg, progress=progress)
+        log.info("%d %s tiles in %s", len(ground.fed.arrays), cfg.dataset, dataset_folder(cfg))
+        log.info("ground segment seconds: %s", format_seconds(ground.seconds))
+        if cfg.scenario:  # refuse a mismatched scenario, and compute its contacts, first
+            build_schedule(cfg)
+        checkpoint = load_checkpoint(out) if cfg.resume else None
+        if checkpoint is not None:  # refuse here, before any run is submitted
+            checkpoint.check_matches(cfg, ground.fed)
+            log.info("resuming %s after round %d of %d", out, checkpoint.round, cfg.num_rounds)
+        # The report shows where the ground's time went: here, not in the ServerApp's loads.
+        hand_over(out, cfg, started, ground.seconds)
         report = sim.run(cfg, out, app_dir=app_dir, client_cpus=client_cpus, progress=progress)
     plot_accuracy(report, out / "accuracy.png")
     return report
@@ -145,6 +148,7 @@ class SimulationLink:
         progress: bool = True,
     ) -> dict[str, Any]:
         """One federation on this SuperLink (:func:`run_federation`): its report."""
+        self.link.wait_ready()  # at once if it answered before
         return run_federation(
             self.home,
             cfg,
@@ -158,15 +162,27 @@ class SimulationLink:
 
 @contextmanager
 def simulation_link(
-    home: Path, *, env: Mapping[str, str] | None = None, attached: bool = False
+    home: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    attached: bool = False,
+    wait: bool = True,
 ) -> Iterator[SimulationLink]:
     """Start a simulation-mode SuperLink with ``FLWR_HOME=home`` and environment ``env``, point
     the ``flwr`` connection in ``home`` at it, and stop it (its whole tree) on leaving.
 
-    ``attached``: ``env`` makes its simulations join an existing Ray cluster (``ray_env``)."""
-    with SuperLink(home, env=env) as link:
+    ``attached``: ``env`` makes its simulations join an existing Ray cluster (``ray_env``).
+    ``wait=False``: enter as soon as its process is launched (do other work while it starts);
+    :meth:`SimulationLink.run` waits for it to answer."""
+    link = SuperLink(home, env=env)
+    link.launch()
+    try:
         write_connection(home, link.address)
+        if wait:
+            link.wait_ready()
         yield SimulationLink(link, attached)
+    finally:
+        link.stop()
 
 
 def resume_config(out: Path) -> RunConfig:
@@ -249,9 +265,12 @@ def run_federation(
                 if acc is not None:
                     bar.set_postfix(accuracy=f"{acc:.4f}")
 
-        status = wait_for_run(
-            home, run_id, on_poll=tick, done=lambda: _rounds_done(out)[0] >= cfg.num_rounds
-        )
+        def over() -> bool:
+            """The rounds are in and Flower has closed the run's log stream: its status is
+            worth asking for now (each ask is a ``flwr`` process of about a CPU-second)."""
+            return logs.ended() and _rounds_done(out)[0] >= cfg.num_rounds
+
+        status = wait_for_run(home, run_id, on_poll=tick, done=over, poll=0.25)
         tick()
     finally:
         bar.close()

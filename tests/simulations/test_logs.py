@@ -86,10 +86,13 @@ def test_log_stream_keeps_the_last_lines_and_stops_a_follower_that_hangs(tmp_pat
     done = LogStream(
         [sys.executable, "-c", "print('\\x1b[92mINFO \\x1b[0m:  last')"], {}, tmp_path / "a.log"
     )
+    done.proc.wait(timeout=60)
+    assert done.ended()  # what tells run_federation to ask for the run's status
     done.terminate(grace=30.0)  # exits by itself: its final line is kept
     assert (tmp_path / "a.log").read_text() == "INFO :  last\n"
     script = "import sys, time; print('following', flush=True); time.sleep(600)"
     hanging = LogStream([sys.executable, "-c", script], {}, tmp_path / "b.log")
+    assert not hanging.ended()
     started = time.monotonic()
     hanging.terminate(grace=0.5)
     assert time.monotonic() - started < 10.0

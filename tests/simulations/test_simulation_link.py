@@ -4,7 +4,6 @@ with a stand-in SuperLink (the integration tests start real ones)."""
 from __future__ import annotations
 
 from pathlib import Path
-from types import TracebackType
 from typing import Any, ClassVar
 
 import pytest
@@ -20,19 +19,18 @@ class FakeSuperLink:
     def __init__(self, home: Path, *, env: dict[str, str] | None = None) -> None:
         self.home, self.env = home, env
         self.address = "127.0.0.1:4321"
-        self.running = False
+        self.launched = self.running = False
         FakeSuperLink.made.append(self)
 
-    def __enter__(self) -> FakeSuperLink:
+    def launch(self) -> None:
+        self.launched = True
+
+    def wait_ready(self) -> FakeSuperLink:
+        assert self.launched
         self.running = True
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def stop(self) -> None:
         self.running = False
 
 
@@ -85,3 +83,15 @@ def test_the_superlink_stops_when_a_run_fails(runs: list[dict[str, Any]], tmp_pa
         assert FakeSuperLink.made[0].running
         raise RuntimeError("boom")
     assert not FakeSuperLink.made[0].running
+
+
+def test_without_waiting_the_link_is_launched_and_its_runs_wait_for_it(
+    runs: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    """simulate() launches the SuperLink, prepares the ground while it starts, then runs."""
+    with simulate.simulation_link(tmp_path, wait=False) as sim:
+        (link,) = FakeSuperLink.made
+        assert link.launched and not link.running  # launched, not waited for
+        assert 'address = "127.0.0.1:4321"' in (tmp_path / "config.toml").read_text()
+        sim.run(RunConfig(), tmp_path / "run")  # run_federation asserts a live SuperLink
+    assert len(runs) == 1 and not link.running
