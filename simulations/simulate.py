@@ -270,7 +270,7 @@ def run_federation(
             worth asking for now (each ask is a ``flwr`` process of about a CPU-second)."""
             return logs.ended() and _rounds_done(out)[0] >= cfg.num_rounds
 
-        status = wait_for_run(home, run_id, on_poll=tick, done=over, poll=0.25)
+        status = wait_for_run(home, run_id, on_poll=tick, done=over)
         tick()
     finally:
         bar.close()
