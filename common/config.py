@@ -97,7 +97,12 @@ class RunConfig:
     global_pretrain_epochs: int = setting(
         4, "pre-training epochs of the global student on the archive and the teacher (0: none)"
     )
-    teacher_epochs: int = setting(14, "training epochs of the teacher on the archive")
+    teacher_epochs: int = setting(18, "training epochs of the teacher on the archive")
+    teacher_coarse_fraction: float = setting(
+        0.56,
+        "share of the teacher's epochs (the first ones, rounded down) that see the tiles at "
+        "half resolution: a quarter of the work each (progressive resizing; 0: none)",
+    )
     batch_size: int = setting(64, "batch size of the training loops")
     precision: str = setting(
         "auto",

@@ -8,6 +8,8 @@ same teacher.
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
 from typing import Any
 
 from common.config import RunConfig
@@ -29,8 +31,14 @@ def ground_settings(cfg: RunConfig, epochs: int) -> TrainSettings:
     )
 
 
+def coarse_epochs(cfg: RunConfig) -> int:
+    """How many of the teacher's first epochs run at half resolution: ``teacher-coarse-fraction``
+    of ``teacher-epochs``, rounded down, so at least the last epoch sees full-size tiles."""
+    return math.floor(cfg.teacher_coarse_fraction * cfg.teacher_epochs + 1e-9)
+
+
 def teacher_settings(cfg: RunConfig) -> TrainSettings:
-    return ground_settings(cfg, cfg.teacher_epochs)
+    return replace(ground_settings(cfg, cfg.teacher_epochs), coarse_epochs=coarse_epochs(cfg))
 
 
 def teacher_recipe(cfg: RunConfig) -> dict[str, Any]:
@@ -46,4 +54,8 @@ def teacher_key(cfg: RunConfig) -> list[int | float | str]:
     key: list[int | float | str] = [
         settings.epochs, settings.learning_rate, settings.batch_size, settings.seed
     ]  # fmt: skip
-    return [*key, "bf16"] if settings.bf16 else key
+    if settings.bf16:
+        key.append("bf16")
+    if settings.coarse_epochs:  # absent when 0: the keys cached before the setting existed
+        key.append(f"coarse{settings.coarse_epochs}")
+    return key

@@ -31,6 +31,10 @@ class TrainSettings:
     # Forward pass and loss under bfloat16 autocast (common/precision.py): faster on CPUs with
     # native bf16; weights, gradients and optimiser state stay float32.
     bf16: bool = False
+    # Progressive resizing: the first ``coarse_epochs`` epochs see every batch at half the
+    # resolution (2x2 average pooling, a quarter of the convolutions' work); the rest see it
+    # at full resolution, so the model ends adapted to the tiles it will be given.
+    coarse_epochs: int = 0
 
     def recipe(self) -> dict[str, int | float | bool]:
         """The settings as a cached model's recipe: every field, ``bf16`` only when set (so
@@ -38,6 +42,8 @@ class TrainSettings:
         fields = dict(self.__dict__)
         if not self.bf16:
             del fields["bf16"]
+        if not self.coarse_epochs:
+            del fields["coarse_epochs"]
         return fields
 
 
@@ -163,6 +169,8 @@ def fit(
                     parts.append(x_soft[kd_idx[step]])
                 xb = torch.cat(parts) if len(parts) > 1 else parts[0]
                 xb = augment_batch(xb, gen) if settings.augment else xb
+                if epoch < settings.coarse_epochs:
+                    xb = F.avg_pool2d(xb, 2)
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=settings.bf16):
                     logits = model(xb)
                 logits = logits.float()  # the losses in float32

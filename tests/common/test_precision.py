@@ -69,6 +69,7 @@ def test_the_precision_keys_every_cached_model() -> None:
     assert teacher_key(fp32) != teacher_key(bf16)
     assert recipe(fp32, "tiny") != recipe(bf16, "tiny")
     # fp32 keeps the keys it had before the setting existed (warm caches stay valid)
-    assert teacher_key(fp32) == [fp32.teacher_epochs, fp32.learning_rate, fp32.batch_size, 42]
+    full = fp32.with_values({"teacher-coarse-fraction": 0.0})
+    assert teacher_key(full) == [full.teacher_epochs, full.learning_rate, full.batch_size, 42]
     assert "precision" not in recipe(fp32, "tiny")
     assert "bf16" not in teacher_recipe(fp32) and teacher_recipe(bf16)["bf16"] is True

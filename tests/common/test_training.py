@@ -109,3 +109,16 @@ def test_a_proximal_term_keeps_the_weights_near_where_they_started() -> None:
             for p, s in zip(model.parameters(), start, strict=True)
         )
     assert drift[10.0] < drift[0.0]
+
+
+def test_coarse_epochs_see_half_size_batches_and_the_rest_full_size() -> None:
+    """Progressive resizing: the first ``coarse_epochs`` epochs at half resolution."""
+    model = build_model("tiny", 3, 4, seed=0)
+    sizes: list[tuple[int, int]] = []
+    model.register_forward_pre_hook(lambda _m, args: sizes.append(tuple(args[0].shape[2:])))
+    x, y = torch.randn(16, 3, 64, 64), torch.randint(0, 4, (16,))
+    settings = TrainSettings(epochs=3, batch_size=8, seed=0, coarse_epochs=2)
+    fit(model, settings, x, y)
+    assert sizes == [(32, 32)] * 4 + [(64, 64)] * 2  # two steps an epoch
+    assert "coarse_epochs" in settings.recipe()
+    assert "coarse_epochs" not in TrainSettings().recipe()  # 0: the keys cached before

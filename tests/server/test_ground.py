@@ -55,8 +55,14 @@ def test_one_function_says_what_stands_for_the_teacher_in_the_students_cache_key
     cfg = _config(
         fixture_data, teacher_epochs=3, learning_rate=0.01, batch_size=32, seed=5, precision="fp32"
     )
+    cfg = replace(cfg, teacher_coarse_fraction=0.0)
     assert teacher_key(cfg) == [3, 0.01, 32, 5]  # epochs, rate, batch, seed: the cache's order
     assert teacher_key(replace(cfg, precision="bf16")) == [3, 0.01, 32, 5, "bf16"]
+    # progressive resizing names its coarse epochs (0.56 of 3 epochs: the first one)
+    coarse = replace(cfg, teacher_coarse_fraction=0.56)
+    assert teacher_key(coarse) == [3, 0.01, 32, 5, "coarse1"]
+    assert teacher_recipe(coarse)["coarse_epochs"] == 1
+    assert "coarse_epochs" not in teacher_recipe(cfg)
     fed = load_federation(cfg)
     assert GlobalStudent(fed, cfg).pretrain_recipe()["teacher"] == teacher_key(cfg)
     for arch in ("tiny", "small", "medium"):
