@@ -34,7 +34,8 @@ def ground_settings(cfg: RunConfig, epochs: int) -> TrainSettings:
 def coarse_epochs(cfg: RunConfig) -> int:
     """How many of the teacher's first epochs run at half resolution: ``teacher-coarse-fraction``
     of ``teacher-epochs``, rounded down, so at least the last epoch sees full-size tiles."""
-    return math.floor(cfg.teacher_coarse_fraction * cfg.teacher_epochs + 1e-9)
+    coarse = math.floor(cfg.teacher_coarse_fraction * cfg.teacher_epochs + 1e-9)
+    return min(coarse, cfg.teacher_epochs - 1)
 
 
 def teacher_settings(cfg: RunConfig) -> TrainSettings:
