@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -70,14 +71,17 @@ def preinstalled_archs(cfg: RunConfig) -> list[str]:
     return sorted(archs)
 
 
-def prepare(cfg: RunConfig, *, progress: bool = False) -> GroundSegment:
+def prepare(
+    cfg: RunConfig, *, progress: bool = False, on_data: Callable[[], object] | None = None
+) -> GroundSegment:
     """Load the data and train (or find cached) the teacher, the global student and the
     pre-installed students, in that order.
 
     ``progress``: show a tqdm bar over the epochs of each model trained here. Off by default,
     for library callers (the ServerApp, which finds every model cached by then; benchmarks;
     tests); ``skydistill simulate`` turns it on, and the start of each training is logged
-    either way."""
+    either way. ``on_data`` is called once the tiles are loaded, before any training (a caller
+    starts there what is only worth starting with valid data)."""
     seconds: dict[str, float] = {}
     clock = time.perf_counter()
 
@@ -89,6 +93,8 @@ def prepare(cfg: RunConfig, *, progress: bool = False) -> GroundSegment:
 
     fed = load_federation(cfg)
     lap("data")
+    if on_data is not None:
+        on_data()
     teacher, teacher_accuracy = load_or_train_teacher(cfg, fed, progress=progress)
     log.info("teacher test accuracy %.4f", teacher_accuracy)
     student = GlobalStudent(fed, cfg)

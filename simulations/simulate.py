@@ -12,7 +12,7 @@ import os
 import shutil
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,14 +103,22 @@ def simulate(
         (out / CHECKPOINT_FILE).unlink(missing_ok=True)
         shutil.rmtree(out / STUDENTS_DIR, ignore_errors=True)
     attached = ray_address is not None
-    # The SuperLink's start (about 3 s of imports) overlaps the ground's preparation. That
-    # preparation (decode the tiles, train the teacher and the global student or find them
-    # cached) still runs here, once, before any simulation process or Ray worker exists: the
-    # ServerApp then loads them from the cache.
-    home = out / "flwr-home"
-    with simulation_link(home, env=ray_env(ray_address), attached=attached, wait=False) as sim:
+    # The ground's preparation (decode the tiles, train the teacher and the global student or
+    # find them cached) runs here, once, before any simulation process or Ray worker exists:
+    # the ServerApp then loads them from the cache. The SuperLink is launched once the tiles
+    # are loaded (missing or corrupt data starts nothing), so that its start (about 3 s of
+    # imports) overlaps the rest of the preparation.
+    with ExitStack() as stack:
+        links: list[SimulationLink] = []
+
+        def launch() -> None:
+            link = simulation_link(
+                out / "flwr-home", env=ray_env(ray_address), attached=attached, wait=False
+            )
+            links.append(stack.enter_context(link))
+
         torch.set_num_threads(os.cpu_count() or 1)
-        ground = prepare(cfg, progress=progress)
+        ground = prepare(cfg, progress=progress, on_data=launch)
         log.info("%d %s tiles in %s", len(ground.fed.arrays), cfg.dataset, dataset_folder(cfg))
         log.info("ground segment seconds: %s", format_seconds(ground.seconds))
         if cfg.scenario:  # refuse a mismatched scenario, and compute its contacts, first
@@ -121,6 +129,7 @@ def simulate(
             log.info("resuming %s after round %d of %d", out, checkpoint.round, cfg.num_rounds)
         # The report shows where the ground's time went: here, not in the ServerApp's loads.
         hand_over(out, cfg, started, ground.seconds)
+        (sim,) = links
         report = sim.run(cfg, out, app_dir=app_dir, client_cpus=client_cpus, progress=progress)
     plot_accuracy(report, out / "accuracy.png")
     return report

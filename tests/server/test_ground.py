@@ -148,7 +148,9 @@ def test_a_cold_preparation_shows_each_phase_and_another_round_count_reuses_it(
     assert "for the next run)" in log
 
     caplog.clear()
-    again = prepare(replace(cfg, num_rounds=9))  # progress off: library default
+    seen: list[str] = []  # the log when on_data is called: once, before the teacher is looked up
+    again = prepare(replace(cfg, num_rounds=9), on_data=lambda: seen.append(caplog.text))
+    assert len(seen) == 1 and "teacher" not in seen[0]  # progress off: library default
     assert capsys.readouterr().err == ""
     assert "not in the cache yet" not in caplog.text
     assert "preinstalled-small" not in caplog.text
