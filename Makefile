@@ -22,7 +22,12 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Then every module is compiled to bytecode, on both cores: Python would otherwise compile
 # what each process imports, every time, where PYTHONDONTWRITEBYTECODE is set (as on this
 # machine), and a run starts dozens of processes. A file that does not compile (some
-# packages ship such test data) only stays uncompiled.
+# packages ship such test data) only stays uncompiled. Skipped (NO_COMPILE): the package
+# test suites, pip, setuptools, networkx, Ray's libraries this project does not use (RLlib,
+# Data, Train, Tune, Serve, LLM, AIR) and three SymPy subpackages, none of which any process
+# of `make run` or `make test` imports (traced with PYTHONPYCACHEPREFIX: 4,336 files of
+# 12,980): 4,458 files fewer, 17 s instead of 27 s of a fresh install here.
+NO_COMPILE := /site-packages/(pip|setuptools|networkx|ray/(rllib|data|train|tune|llm|serve|air)|sympy/(physics|combinatorics|stats))/|/tests?/
 PIP = $(BIN)/python -m pip install --quiet --no-compile --disable-pip-version-check
 define venv_install
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,7 +38,7 @@ define venv_install
 	  echo "uv could not be installed: installing with pip (slower)"; \
 	  $(PIP) -e '$(1)'; \
 	fi
-	$(BIN)/python -m compileall -qq -j 0 \
+	$(BIN)/python -m compileall -qq -j 0 -x '$(NO_COMPILE)' \
 	  "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" || true
 endef
 

@@ -96,9 +96,11 @@ def fedkd_round(
     )
 
 
-def _local_accuracy(student: nn.Module, holdout: Split) -> float:
+def _local_accuracy(student: nn.Module, holdout: Split, *, bf16: bool = False) -> float:
     with part(PREDICT):
-        return accuracy(student, holdout.x, holdout.y) if len(holdout) else float("nan")
+        if not len(holdout):
+            return float("nan")
+        return accuracy(student, holdout.x, holdout.y, bf16=bf16)
 
 
 def local_round(
@@ -133,7 +135,7 @@ def local_round(
             hard_batch_size=hard,
         )
     with part(PREDICT):
-        probs = predict_proba(student, reference)
+        probs = predict_proba(student, reference, bf16=settings.bf16)
     if digest_epochs > 0:
         with part(TRAIN):
             fit(
@@ -150,7 +152,7 @@ def local_round(
         num_examples=len(train),
         train_loss=loss,
         train_samples=samples,
-        local_accuracy=_local_accuracy(student, holdout),
+        local_accuracy=_local_accuracy(student, holdout, bf16=settings.bf16),
     )
 
 

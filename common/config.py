@@ -149,6 +149,12 @@ class RunConfig:
         "pretrained: clients start from the ground's pre-installed student; scratch: random",
     )
     preinstall_epochs: int = setting(4, "training epochs of the pre-installed students")
+    student_coarse_fraction: float = setting(
+        0.5,
+        "share of the epochs of the global student's pre-training and of each pre-installed "
+        "student (the first ones, rounded down) that see the tiles at half resolution, as the "
+        "teacher's: a student's half-size epoch costs about a quarter of a full one here (0: none)",
+    )
     client_lr: float = setting(0.0003, "learning rate of a client's local round")
     client_epochs: int = setting(1, "a client's passes over the reference targets a round")
     client_digest_epochs: int = setting(

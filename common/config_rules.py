@@ -92,6 +92,7 @@ RANGES: dict[str, Range] = {
     "global-pretrain-epochs": Range(0, note="0 = no pre-training"),
     "teacher-epochs": AT_LEAST_ONE,
     "teacher-coarse-fraction": Range(0, 1, high_open=True, note="0 = every epoch at full size"),
+    "student-coarse-fraction": Range(0, 1, high_open=True, note="0 = every epoch at full size"),
     "batch-size": AT_LEAST_ONE,
     "learning-rate": POSITIVE,
     "reference-fraction": SPLIT_SHARE,

@@ -22,7 +22,7 @@ from common.errors import ConfigError
 from common.federation import Federation
 from common.model_cache import cache_path, load_cached
 from common.models import build_model
-from common.teacher_recipe import ground_settings, teacher_key
+from common.teacher_recipe import ground_settings, student_settings, teacher_key
 from common.training import TrainSettings
 
 # The round count the global student's pre-training plans its share of the learning-rate
@@ -39,6 +39,12 @@ def shares_global(cfg: RunConfig, arch: str) -> bool:
 def global_settings(cfg: RunConfig) -> TrainSettings:
     """The global student's training settings (one epoch a round: ``server-epochs``)."""
     return ground_settings(cfg, cfg.server_epochs)
+
+
+def global_pretrain_settings(cfg: RunConfig) -> TrainSettings:
+    """The global student's pre-training settings: ``global-pretrain-epochs``, the first
+    ``student-coarse-fraction`` of them at half resolution (the rounds' passes are full size)."""
+    return student_settings(cfg, cfg.global_pretrain_epochs)
 
 
 def global_schedule(cfg: RunConfig, fed: Federation) -> tuple[int, int, int]:
@@ -60,7 +66,7 @@ def global_recipe(cfg: RunConfig, fed: Federation) -> dict[str, Any]:
         "temperature": cfg.temperature,
         "teacher": teacher_key(cfg),
         "schedule": [pretrain, planned],
-        **replace(global_settings(cfg), epochs=cfg.global_pretrain_epochs).recipe(),
+        **global_pretrain_settings(cfg).recipe(),
     }
 
 
@@ -74,7 +80,7 @@ def cache_entry(cfg: RunConfig, fed: Federation, arch: str) -> tuple[str, dict[s
 
 def recipe(cfg: RunConfig, arch: str) -> dict[str, Any]:
     """The recipe of a pre-installed student trained on its own (``preinstall-epochs``)."""
-    settings = ground_settings(cfg, cfg.preinstall_epochs)  # what server/preinstall.py trains
+    settings = student_settings(cfg, cfg.preinstall_epochs)  # what server/preinstall.py trains
     return {
         "arch": arch,
         "epochs": cfg.preinstall_epochs,
@@ -84,6 +90,8 @@ def recipe(cfg: RunConfig, arch: str) -> dict[str, Any]:
         "temperature": cfg.temperature,
         "teacher": teacher_key(cfg),
         **({"precision": "bf16"} if settings.bf16 else {}),
+        # absent when 0: the keys cached before the setting existed
+        **({"coarse_epochs": settings.coarse_epochs} if settings.coarse_epochs else {}),
     }
 
 

@@ -34,8 +34,24 @@ def ground_settings(cfg: RunConfig, epochs: int) -> TrainSettings:
 def coarse_epochs(cfg: RunConfig) -> int:
     """How many of the teacher's first epochs run at half resolution: ``teacher-coarse-fraction``
     of ``teacher-epochs``, rounded down, so at least the last epoch sees full-size tiles."""
-    coarse = math.floor(cfg.teacher_coarse_fraction * cfg.teacher_epochs + 1e-9)
-    return min(coarse, cfg.teacher_epochs - 1)
+    return coarse_share(cfg.teacher_coarse_fraction, cfg.teacher_epochs)
+
+
+def coarse_share(fraction: float, epochs: int) -> int:
+    """``fraction`` of ``epochs``, rounded down and at most ``epochs - 1``: the first epochs of
+    a ground model's training that see the tiles at half resolution (progressive resizing)."""
+    coarse = math.floor(fraction * epochs + 1e-9)
+    return max(0, min(coarse, epochs - 1))
+
+
+def student_settings(cfg: RunConfig, epochs: int) -> TrainSettings:
+    """A ground student's pre-training settings (the global student's, a pre-installed one's):
+    the ground's shared settings for ``epochs``, the first ``student-coarse-fraction`` of them
+    at half resolution."""
+    return replace(
+        ground_settings(cfg, epochs),
+        coarse_epochs=coarse_share(cfg.student_coarse_fraction, epochs),
+    )
 
 
 def teacher_settings(cfg: RunConfig) -> TrainSettings:

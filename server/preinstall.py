@@ -22,7 +22,7 @@ from common.federation import Federation
 from common.model_cache import load_or_train
 from common.models import build_model
 from common.preinstalled import cache_name, recipe, shares_global
-from common.teacher_recipe import ground_settings
+from common.teacher_recipe import student_settings
 from common.training import accuracy, epochs_text, fit
 from server.global_student import GlobalStudent
 
@@ -46,7 +46,7 @@ def preinstall(
         score = GlobalStudent(fed, cfg).pretrain(teacher_probs, progress=progress)
         log.info("pre-installed %s student (the global student's pre-training): %.4f", arch, score)
         return score
-    settings = ground_settings(cfg, cfg.preinstall_epochs)
+    settings = student_settings(cfg, cfg.preinstall_epochs)
     archive = fed.split(fed.partition.archive)
     reference = fed.reference_images(np.arange(len(fed.partition.reference)))
     roles = "/".join(r for r in cfg.role_cycle if cfg.arch_of(r) == arch) or arch
@@ -74,7 +74,7 @@ def preinstall(
     what = (
         f"the {arch} student that {roles} clients start from, on {len(archive):,} labelled "
         f"archive tiles and the teacher's soft labels on {len(reference):,} reference tiles "
-        f"for {epochs_text(settings.epochs)}"
+        f"for {epochs_text(settings.epochs, settings.coarse_epochs)}"
     )
     _, score = load_or_train(
         cache_name(arch), model, fed, recipe(cfg, arch), train, evaluate, what=what

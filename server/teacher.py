@@ -53,15 +53,10 @@ def load_or_train_teacher(
         log.info("teacher trained in %.0f s", time.perf_counter() - start)
 
     model = build_model(TEACHER_ARCH, fed.spec.num_bands, fed.num_classes, seed=cfg.seed)
-    coarse = (
-        f" (the first {settings.coarse_epochs} at half resolution)"
-        if settings.coarse_epochs
-        else ""
-    )
     what = (
         f"the ResNet-style teacher ({count_parameters(model) / 1e6:.1f}M parameters) on "
         f"{len(fed.partition.archive):,} labelled archive tiles for "
-        f"{epochs_text(settings.epochs)}{coarse}; its soft labels on the reference set are where "
+        f"{epochs_text(settings.epochs, settings.coarse_epochs)}; its soft labels on the reference set are where "
         "every round's knowledge starts"
     )
 
