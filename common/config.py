@@ -99,7 +99,7 @@ class RunConfig:
     )
     teacher_epochs: int = setting(18, "training epochs of the teacher on the archive")
     teacher_coarse_fraction: float = setting(
-        0.56,
+        0.67,
         "share of the teacher's epochs (the first ones, rounded down) that see the tiles at "
         "half resolution: a quarter of the arithmetic, about half the time of a full-size epoch "
         "on a 2-core CPU (progressive resizing; 0: none)",

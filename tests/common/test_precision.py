@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -13,7 +14,7 @@ from common.config import RunConfig
 from common.models import build_model
 from common.preinstalled import recipe
 from common.teacher_recipe import teacher_key, teacher_recipe
-from common.training import TrainSettings, fit, predict_proba
+from common.training import TrainSettings, accuracy, fit, predict_proba
 
 
 @pytest.fixture
@@ -73,3 +74,21 @@ def test_the_precision_keys_every_cached_model() -> None:
     assert teacher_key(full) == [full.teacher_epochs, full.learning_rate, full.batch_size, 42]
     assert "precision" not in recipe(fp32, "tiny")
     assert "bf16" not in teacher_recipe(fp32) and teacher_recipe(bf16)["bf16"] is True
+
+
+def test_bf16_predictions_are_float32_probabilities_from_a_bf16_forward_pass() -> None:
+    """``predict_proba(bf16=True)``: the forward pass under autocast (its logits are bf16
+    rounded, so the probabilities differ from float32's), the softmax in float32 (rows sum to
+    1), and the same arg-max on clearly separated inputs."""
+    g = torch.Generator().manual_seed(1)
+    y = torch.arange(64) % 2
+    x = torch.randn(64, 3, 16, 16, generator=g) + 2.0 * y.view(-1, 1, 1, 1)
+    model = build_model("tiny", 3, 2, seed=0)
+    fit(model, TrainSettings(epochs=8, batch_size=16, learning_rate=0.01, augment=False), x, y)
+    full, half = predict_proba(model, x), predict_proba(model, x, bf16=True)
+    assert half.dtype.name == "float32" and half.shape == full.shape
+    assert not np.array_equal(full, half)  # bf16 arithmetic, not float32's
+    assert np.allclose(half.sum(1), 1.0, atol=1e-5)
+    assert np.abs(full - half).max() < 0.05
+    assert float((full.argmax(1) == half.argmax(1)).mean()) >= 0.95
+    assert accuracy(model, x, y, bf16=True) == float((half.argmax(1) == y.numpy()).mean())

@@ -13,7 +13,7 @@ from common.config import RunConfig
 from common.federation import load_federation
 from common.model_cache import cache_path
 from common.preinstalled import cache_entry, preinstalled_student, recipe
-from common.teacher_recipe import teacher_key, teacher_recipe
+from common.teacher_recipe import coarse_share, teacher_key, teacher_recipe
 from common.training import one_cycle
 from server.global_student import PLANNED_ROUNDS, GlobalStudent
 from server.ground import preinstalled_archs, prepare
@@ -69,6 +69,27 @@ def test_one_function_says_what_stands_for_the_teacher_in_the_students_cache_key
         assert recipe(cfg, arch)["teacher"] == teacher_key(cfg)  # common.preinstalled
     other = _config(fixture_data, teacher_epochs=4)
     assert teacher_key(other) != teacher_key(cfg)
+
+
+def test_the_students_pre_training_runs_its_first_epochs_at_half_resolution(
+    fixture_data: Path,
+) -> None:
+    """``student-coarse-fraction`` of the global student's pre-training epochs and of each
+    pre-installed student's (rounded down, never every epoch) see half-size tiles, and the
+    count keys their cache (absent at 0: the keys cached before the setting existed)."""
+    assert [coarse_share(0.5, n) for n in (0, 1, 2, 3, 4, 5)] == [0, 0, 1, 1, 2, 2]
+    assert coarse_share(0.99, 4) == 3 and coarse_share(0.0, 4) == 0
+    cfg = _config(fixture_data, global_pretrain_epochs=4, preinstall_epochs=4)
+    none = replace(cfg, student_coarse_fraction=0.0)
+    fed = load_federation(cfg)
+    student = GlobalStudent(fed, cfg)
+    assert student.pretrain_recipe()["coarse_epochs"] == 2
+    assert "coarse_epochs" not in GlobalStudent(fed, none).pretrain_recipe()
+    assert student.settings.coarse_epochs == 0  # the rounds' passes are full size
+    for arch in ("tiny", "medium"):
+        assert recipe(cfg, arch)["coarse_epochs"] == 2
+        assert "coarse_epochs" not in recipe(none, arch)
+    assert _keys(cfg) != _keys(none)
 
 
 def test_the_round_count_is_in_no_ground_models_cache_key(fixture_data: Path) -> None:
