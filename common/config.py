@@ -249,6 +249,13 @@ class RunConfig:
         1.0, "weight of distillation on the reference tiles beside the archive's cross-entropy"
     )
     trace_dir: str = setting("", "benchmarks: clients save each train message here", "off")
+    distil_cache: str = setting(
+        "",
+        "benchmarks: folder where the global student's round updates are kept, keyed by all "
+        "they depend on (weights, optimiser state, targets, round, data): runs of one benchmark "
+        "that reach a round with the same inputs compute it once (server/distil_cache.py)",
+        "off",
+    )
     sample_by: str = setting(
         "node",
         "what a round samples: Flower node ids (node), or the clients behind them (client: "

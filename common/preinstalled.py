@@ -12,7 +12,6 @@ the default split). Its cache entry is the global student's (:func:`cache_entry`
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from typing import Any
 
 from torch import nn

@@ -47,6 +47,7 @@ from common.training import (
     resumed_cycle,
 )
 from server.distil import distil_towards
+from server.distil_cache import DistilCache, tensor_digest
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,9 @@ class GlobalStudent:
         self.pretrain_steps, self.round_steps, self.planned_steps = global_schedule(cfg, fed)
         self.total_steps = self.pretrain_steps + cfg.num_rounds * self.round_steps
         self.optimizer = make_optimizer(self.model, self.settings)
+        self.cache = DistilCache(Path(cfg.distil_cache)) if cfg.distil_cache else None
+        self._data_digest = ""  # of the archive and reference tensors, once the cache asks
+        self.last_reused = False  # the last distil() loaded its update from the cache
 
     def learning_rate(self, step: int) -> float:
         """The rate at global ``step`` (pre-training's steps first, then the rounds')."""
@@ -119,8 +123,9 @@ class GlobalStudent:
         what = (
             f"the {cfg.global_student} global student on {len(self.archive):,} labelled archive "
             f"tiles and the teacher's soft labels on {len(self.reference):,} reference tiles for "
-            f"{epochs_text(settings.epochs, settings.coarse_epochs)}; it is the server's model, which the rounds refine"
-            ", and the pre-installed student that clients of its architecture start from"
+            f"{epochs_text(settings.epochs, settings.coarse_epochs)}; it is the server's model, "
+            "which the rounds refine, and the pre-installed student that clients of its "
+            "architecture start from"
         )
         _, score = load_or_train(
             f"global-{cfg.global_student}",
@@ -139,7 +144,21 @@ class GlobalStudent:
         # An epoch is one pass over the reference set; archive batches are cycled alongside.
         steps = math.ceil(len(self.reference) / settings.batch_size)
         offset = self.pretrain_steps + (server_round - 1) * self.round_steps
-        return distil_towards(
+        key = ""
+        self.last_reused = False
+        if self.cache is not None:
+            key = self.cache.key(self.model, self.optimizer, targets, self._context(server_round))
+            loss = self.cache.load(key, self.model, self.optimizer)
+            if loss is not None:
+                log.info(
+                    "round %d: the global student's update found in the distil cache (%s: an "
+                    "earlier run of this benchmark had the same start, targets and round)",
+                    server_round,
+                    self.cache.folder,
+                )
+                self.last_reused = True
+                return loss
+        loss = distil_towards(
             self.model,
             settings,
             self.archive,
@@ -151,6 +170,22 @@ class GlobalStudent:
             optimizer=self.optimizer,
             lr_at=self.learning_rate,
         )
+        if self.cache is not None:
+            self.cache.save(key, self.model, self.optimizer, loss)
+        return loss
+
+    def _context(self, server_round: int) -> dict[str, Any]:
+        """What a round's update depends on besides the weights, optimiser state and targets."""
+        if not self._data_digest:
+            self._data_digest = tensor_digest(self.archive.x, self.archive.y, self.reference)
+        return {
+            "round": server_round,
+            "settings": self.settings.recipe(),
+            "temperature": self.temperature,
+            "schedule": [self.pretrain_steps, self.round_steps, self.planned_steps],
+            "total_steps": self.total_steps,
+            "data": self._data_digest,
+        }
 
     @property
     def temperature(self) -> float:

@@ -32,6 +32,9 @@ class RoundRecord:
     bytes_up: int = 0
     bytes_down: int = 0
     distill_loss: float = float("nan")
+    # The global student's update came from a benchmark's distil cache (server/distil_cache.py):
+    # ``distil`` then timed loading it, not computing it.
+    distil_reused: bool = False
     teacher_agreement: float = float("nan")
     # The refined teacher on the test split after this round (teacher-refine-epochs > 0).
     teacher_accuracy: float | None = None

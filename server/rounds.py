@@ -77,6 +77,7 @@ class ServerRound:
             record.global_accuracy = self.history.start_accuracy if previous is None else previous
         else:
             record.distill_loss = self.student.distil(self.knowledge.current, trained.round)
+            record.distil_reused = self.student.last_reused
             laps.lap(keys.PHASE_DISTIL)
             record.global_accuracy = self.student.evaluate()
             laps.lap(keys.PHASE_EVALUATE)

@@ -56,8 +56,8 @@ def load_or_train_teacher(
     what = (
         f"the ResNet-style teacher ({count_parameters(model) / 1e6:.1f}M parameters) on "
         f"{len(fed.partition.archive):,} labelled archive tiles for "
-        f"{epochs_text(settings.epochs, settings.coarse_epochs)}; its soft labels on the reference set are where "
-        "every round's knowledge starts"
+        f"{epochs_text(settings.epochs, settings.coarse_epochs)}; its soft labels on the "
+        "reference set are where every round's knowledge starts"
     )
 
     def evaluate(m: nn.Module) -> float:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -41,13 +42,19 @@ from simulations.simulate import SimulationLink, with_paths
 
 log = logging.getLogger(__name__)
 
+DISTIL_CACHE = "distil-cache"  # in the work folder: the global student's round updates
+
 
 class Methods:
     def __init__(self, bench: DistillBench) -> None:
         self.bench = bench
         self.out = bench.out.resolve()
         self.work = self.out / bench.work_name
-        self.cfg = with_paths(bench.config(), self.work)
+        # The global student's round updates, shared by (d), (e) and the control where their
+        # inputs coincide (server/distil_cache.py); this invocation's only: emptied first.
+        self.distil_cache = self.work / DISTIL_CACHE
+        shutil.rmtree(self.distil_cache, ignore_errors=True)
+        self.cfg = with_paths(bench.config(**self.shared()), self.work)
         torch.set_num_threads(os.cpu_count() or 1)
         start = time.perf_counter()
         self.ground: GroundSegment = prepare(self.cfg)
@@ -61,6 +68,10 @@ class Methods:
         self.scarce = scarce_classes(self.fed.arrays.labels, self.cfg.split_spec())
         # what each client starts from: its architecture's pre-installed student
         self.start = dict(self.ground.preinstalled_accuracy)
+
+    def shared(self) -> dict[str, Any]:
+        """Run-config values every method of this invocation shares."""
+        return {"distil-cache": str(self.distil_cache)}
 
     def scarce_accuracy(self, model: nn.Module) -> float | None:
         """Mean test recall over the classes scarce at the ground (None without a gap)."""
@@ -152,6 +163,7 @@ class Methods:
             scarce_class_accuracy=self.scarce_accuracy(student.model),
             client_steps_per_round=0.0,
             client_seconds_per_round=0.0,
+            server_updates_reused=student.cache.hits if student.cache else 0,
         )
 
     def federated(
@@ -161,7 +173,10 @@ class Methods:
         config, and its folder."""
         out = self.work / name
         cfg = with_paths(
-            self.bench.config(**overrides, **({"num-rounds": rounds} if rounds else {})), out
+            self.bench.config(
+                **self.shared(), **overrides, **({"num-rounds": rounds} if rounds else {})
+            ),
+            out,
         )
         log.info("%s: %d rounds of %s", name, cfg.num_rounds, cfg.method)
         start = time.perf_counter()
@@ -207,6 +222,7 @@ class Methods:
             client_statistics=cfg.client_statistics,
             scarce_class_accuracy=self.scarce_accuracy(self.global_student(out, cfg)),
             client_gain_over_start=self.gain_over_start(scores, cfg),
+            server_updates_reused=sum(bool(r.get("distil_reused")) for r in report["rounds"]),
             **client_cost(report),
         )
 

@@ -528,3 +528,40 @@ def test_a_round_times_sending_the_clients_the_receipt_and_the_aggregation() -> 
     s2.aggregate_evaluate(1, [])
     assert s2.current is not None
     assert keys.PHASE_CLIENT_EVALUATE not in s2.current.phase_seconds
+
+
+def test_a_refit_towards_the_targets_of_the_last_fit_recomputes_nothing() -> None:
+    """Heads fit deterministically from the pre-installed ones: the same targets again (new
+    statistics that moved no class) keep the heads; other targets refit them."""
+    from common.class_stats import GroundFeatures
+    from common.models import build_model
+    from server.heads import ArchHead, DeployedHeads
+
+    rng = np.random.default_rng(3)
+    model = build_model("tiny", 3, C, seed=0)
+    width = model.head.in_features
+    feats = GroundFeatures(
+        archive=rng.normal(size=(2, 30, width)),
+        labels=rng.integers(0, C, 30),
+        reference=rng.normal(size=(12, width)),
+    )
+    calls: list[int] = []
+
+    class CountingHead(ArchHead):
+        def fit(self, targets: np.ndarray | None, **kw: float) -> tuple[np.ndarray, np.ndarray]:
+            calls.append(1)
+            return super().fit(targets, **kw)  # type: ignore[arg-type]
+
+    heads = DeployedHeads({"tiny": CountingHead(model, feats)}, epochs=5, kd_weight=1.0)
+    targets = rng.dirichlet(np.ones(C), 12).astype(np.float32)
+    heads.fit(targets)
+    first = heads.current["tiny"]
+    heads.fit(targets.copy())  # equal bytes: the heads already fit them
+    assert len(calls) == 1 and heads.current["tiny"] is first
+    other = targets[::-1].copy()
+    heads.fit(other)
+    assert len(calls) == 2
+    assert not np.array_equal(heads.current["tiny"][0], first[0])
+    heads.fit(targets)  # back to the first targets: refit, to the same heads as then
+    assert len(calls) == 3
+    assert np.array_equal(heads.current["tiny"][0], first[0])
