@@ -133,19 +133,25 @@ def cached_predictions(
     recipe: Mapping[str, Any],
     inputs: torch.Tensor,
     predict: Callable[[], np.ndarray],
+    *,
+    kind: str = "predictions",
 ) -> np.ndarray:
     """``predict()`` (the cached model ``name``'s predictions on ``inputs``), cached beside its
     weights under a key of the weights file's bytes and the inputs' bytes: a retrained model
-    or other inputs are another entry, never a stale one."""
+    or other inputs are another entry, never a stale one. ``kind`` names what ``predict``
+    computes (``predictions``, or e.g. a backbone's ``features``): part of the key and the file
+    name, so that two functions of one model on the same inputs never share an entry."""
     weights = cache_path(name, fed, recipe)
     digest = hashlib.sha256()
     try:
         digest.update(weights.read_bytes())
     except OSError:
         return predict()  # no cached weights to key by: nothing to reuse
+    if kind != "predictions":  # the keys of the predictions cached before ``kind`` existed
+        digest.update(f"kind={kind};".encode())
     digest.update(f"{tuple(inputs.shape)} {inputs.dtype}".encode())
     digest.update(inputs.detach().contiguous().numpy().tobytes())
-    path = weights.with_name(f"{weights.stem}-predictions-{digest.hexdigest()[:20]}.npy")
+    path = weights.with_name(f"{weights.stem}-{kind}-{digest.hexdigest()[:20]}.npy")
     try:
         found: np.ndarray = np.load(path, allow_pickle=False)
         return found

@@ -16,6 +16,7 @@ from torch import nn
 from common.config import RunConfig
 from common.federation import Split
 from common.training import accuracy
+from server.distil_cache import tensor_digest
 
 
 @dataclass(frozen=True)
@@ -61,12 +62,15 @@ def score_clients(
     """Each client's deployable model on the common test set and on its own held-out split."""
     common: dict[str, list[float]] = {}
     local: dict[str, list[float]] = {}
-    cache: dict[int, float] = {}
+    cache: dict[str, float] = {}
     for k in range(cfg.num_clients):
         role = cfg.role_of(k)
         model = model_of(k, role)
-        key = id(model)
-        if key not in cache:  # a shared model (FedAvg, never-trained clients) is scored once
+        # Scored once per distinct model: a shared one (FedAvg, never-trained clients), and
+        # students with equal weights (in statistics mode a client deploys its pre-installed
+        # backbone with the head of its last round: a round's clients deploy one model).
+        key = model_digest(model)
+        if key not in cache:
             cache[key] = accuracy(model, test.x, test.y)
         common.setdefault(role, []).append(cache[key])
         if len(holdouts[k]):
@@ -79,6 +83,13 @@ def score_clients(
         by_role={r: float(np.mean(v)) for r, v in sorted(common.items())},
         local_by_role={r: float(np.mean(v)) for r, v in sorted(local.items())},
     )
+
+
+def model_digest(model: nn.Module) -> str:
+    """What identifies a model's function: its class and the bytes of its state (weights and
+    buffers, in order)."""
+    state = model.state_dict()
+    return f"{type(model).__qualname__}:" + tensor_digest(*state.values()) + ":" + ",".join(state)
 
 
 def pooled_accuracy(model: nn.Module, splits: list[Split]) -> float:

@@ -12,6 +12,7 @@ import pytest
 import torch
 from torch import nn
 
+from common.class_stats import features
 from common.config import RunConfig
 from common.federation import Federation, load_federation
 from common.model_cache import cache_path, cached_predictions, eval_set_key, load_or_train
@@ -119,3 +120,30 @@ def test_predictions_are_cached_by_the_weights_and_the_inputs(
         cached_predictions("unit-probs", fed, recipe, inputs, lambda: predict_proba(other, inputs)),
         fresh,
     )
+
+
+def test_two_kinds_of_output_of_one_model_on_the_same_inputs_are_two_entries(
+    fixture_data: Path,
+) -> None:
+    """``kind`` keys what is computed: a backbone's features of the tiles are never taken for
+    its predictions on them (or the other way round), and each is reused as its own."""
+    fed = load_federation(RunConfig(data_dir=str(fixture_data), num_clients=2))
+    model = build_model("tiny", fed.spec.num_bands, fed.num_classes, seed=3)
+    recipe = {"unit": "kinds"}
+    torch.save(model.state_dict(), cache_path("unit-kinds", fed, recipe))
+    inputs = fed.split(fed.partition.archive[:6]).x
+    probs = cached_predictions(
+        "unit-kinds", fed, recipe, inputs, lambda: predict_proba(model, inputs)
+    )
+    feats = cached_predictions(
+        "unit-kinds", fed, recipe, inputs,
+        lambda: features(model, inputs, views=False)[0], kind="features",
+    )  # fmt: skip
+    assert probs.shape == (6, fed.num_classes) and feats.shape[0] == 6
+    assert feats.shape != probs.shape
+    for kind, expected in (("predictions", probs), ("features", feats)):
+        again = cached_predictions(
+            "unit-kinds", fed, recipe, inputs,
+            lambda: pytest.fail("computed again"), kind=kind,
+        )  # fmt: skip
+        assert np.array_equal(again, expected)
