@@ -8,9 +8,11 @@ elsewhere; "bf16" and "fp32" force one. Training uses it (forward and loss under
 ``torch.autocast``; weights, optimiser state and gradients stay float32), and so do the
 predictions made inside the rounds: a client's predictions on the reference tiles and on its
 held-out split, and the global student's test accuracy after each round (the forward pass
-under autocast, the softmax in float32; about 2x faster here, the arg-max agreeing with
-float32 on 99.95-100 % of the test tiles). The teacher's soft labels, the cached models'
-scores and the benchmarks' scoring stay float32.
+under autocast, the softmax in float32; about 2x faster here). Not bit-equal to float32: on
+2,040 test tiles the arg-max of freshly built students agreed on 99.95-100 %, and the global
+student's start accuracy, a model taken mid-cycle at a high learning rate, read 0.7917 in bf16
+against 0.7882 in float32; the control and the federation are scored the same way. The
+teacher's soft labels, the cached models' scores and the benchmarks' scoring stay float32.
 
 The resolved precision is part of every cached model's recipe: a model trained in bf16 is
 not the one trained in fp32.

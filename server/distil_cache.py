@@ -17,7 +17,6 @@ a code change between invocations cannot return an old result.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import pickle
 from collections.abc import Mapping
@@ -29,36 +28,9 @@ import torch
 from torch import nn
 
 from common.atomic import atomic_write
+from common.digest import value_digest
 
 log = logging.getLogger(__name__)
-
-
-def tensor_digest(*tensors: torch.Tensor | np.ndarray) -> str:
-    """SHA-256 of the shapes, dtypes and bytes of ``tensors``."""
-    digest = hashlib.sha256()
-    for t in tensors:
-        array = t.detach().contiguous().numpy() if isinstance(t, torch.Tensor) else t
-        array = np.ascontiguousarray(array)
-        digest.update(f"{array.shape} {array.dtype};".encode())
-        digest.update(array.tobytes())
-    return digest.hexdigest()
-
-
-def _update_with(digest: Any, value: object) -> None:
-    """Feed ``value`` (nested dicts, lists, tensors, numbers) into ``digest`` in a fixed order."""
-    if isinstance(value, torch.Tensor):
-        digest.update(tensor_digest(value).encode())
-    elif isinstance(value, Mapping):
-        for key in sorted(value, key=str):
-            digest.update(f"<{key}>".encode())
-            _update_with(digest, value[key])
-    elif isinstance(value, list | tuple):
-        digest.update(b"[")
-        for item in value:
-            _update_with(digest, item)
-        digest.update(b"]")
-    else:
-        digest.update(repr(value).encode())
 
 
 class DistilCache:
@@ -75,12 +47,8 @@ class DistilCache:
         targets: np.ndarray,
         context: Mapping[str, Any],
     ) -> str:
-        digest = hashlib.sha256()
-        _update_with(digest, model.state_dict())
-        _update_with(digest, optimizer.state_dict())
-        digest.update(tensor_digest(targets).encode())
-        _update_with(digest, dict(context))
-        return digest.hexdigest()[:32]
+        state = (model.state_dict(), optimizer.state_dict(), targets, dict(context))
+        return value_digest(*state)[:32]
 
     def path(self, key: str) -> Path:
         return self.folder / f"round-{key}.pt"

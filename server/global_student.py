@@ -29,6 +29,7 @@ from torch import nn
 
 from common.atomic import atomic_write
 from common.config import RunConfig
+from common.digest import tensor_digest
 from common.federation import Federation, Split
 from common.model_cache import load_or_train
 from common.models import build_model
@@ -47,7 +48,7 @@ from common.training import (
     resumed_cycle,
 )
 from server.distil import distil_towards
-from server.distil_cache import DistilCache, tensor_digest
+from server.distil_cache import DistilCache
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,6 @@ shard. docs/distillation.md has the measurements.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 
 import numpy as np
@@ -21,6 +20,7 @@ from flwr.app import Array, ArrayRecord
 from torch import nn
 
 from common.class_stats import GroundFeatures
+from common.digest import tensor_digest
 
 
 def head_keys(arch: str) -> tuple[str, str]:
@@ -88,7 +88,7 @@ class DeployedHeads:
         move no class's fused targets (the archive already holds more evidence of every class
         they describe, ``statistics-fusion``) cost no refit; a refit is 200 full-batch epochs
         over the archive's eight views, seconds per architecture."""
-        digest = _digest(targets)
+        digest = "" if targets is None else tensor_digest(targets)
         if self.current and digest == self._fitted_for:
             return
         for arch, head in self.arch_heads.items():
@@ -113,13 +113,3 @@ class DeployedHeads:
             arrays[kw] = Array(weight.astype(np.float16))
             arrays[kb] = Array(bias.astype(np.float16))
         return ArrayRecord(arrays)
-
-
-def _digest(targets: np.ndarray | None) -> str:
-    """What identifies a fit's targets: their shape, dtype and bytes ("" for none)."""
-    if targets is None:
-        return ""
-    array = np.ascontiguousarray(targets)
-    digest = hashlib.sha256(f"{array.shape} {array.dtype}".encode())
-    digest.update(array.tobytes())
-    return digest.hexdigest()

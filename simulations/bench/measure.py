@@ -14,9 +14,9 @@ import torch
 from torch import nn
 
 from common.config import RunConfig
+from common.digest import value_digest
 from common.federation import Split
 from common.training import accuracy
-from server.distil_cache import tensor_digest
 
 
 @dataclass(frozen=True)
@@ -88,8 +88,7 @@ def score_clients(
 def model_digest(model: nn.Module) -> str:
     """What identifies a model's function: its class and the bytes of its state (weights and
     buffers, in order)."""
-    state = model.state_dict()
-    return f"{type(model).__qualname__}:" + tensor_digest(*state.values()) + ":" + ",".join(state)
+    return value_digest(type(model).__qualname__, model.state_dict())
 
 
 def pooled_accuracy(model: nn.Module, splits: list[Split]) -> float:

@@ -4,7 +4,6 @@ and ends exactly where computing it would; any other input is another entry."""
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -92,6 +91,12 @@ def test_an_unreadable_entry_is_computed_again_with_a_warning(
     assert all(torch.equal(a, b) for a, b in zip(_weights(first), _weights(again), strict=True))
 
 
-def test_the_cache_is_off_by_default() -> None:
+def test_the_cache_is_off_by_default(fixture_data: Path, tmp_path: Path) -> None:
+    """Without ``distil-cache`` a round is computed and nothing is written anywhere."""
     assert RunConfig().distil_cache == ""
-    assert replace(RunConfig(), distil_cache="x").distil_cache == "x"
+    student = _student(fixture_data, None)
+    assert student.cache is None
+    before = set(tmp_path.rglob("*")) | set(fixture_data.rglob("*"))
+    student.distil(_targets(student, 0), 1)
+    assert not student.last_reused
+    assert set(tmp_path.rglob("*")) | set(fixture_data.rglob("*")) == before
