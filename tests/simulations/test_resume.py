@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -75,18 +76,34 @@ def _finish(cli: subprocess.Popen[bytes]) -> None:
     assert cli.returncode == 0, output
 
 
-def test_sigkill_at_three_points_and_resume(fixture_data: Path, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def killed_after_round_1(fixture_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run folder whose server was SIGKILLed once round 1 was in the report; each test
+    resumes its own copy (a run resumes in the folder it is given)."""
+    out = tmp_path_factory.mktemp("resume") / "killed"
+    _kill_after(_start(fixture_data, out), out, 1)
+    assert (out / "checkpoint.pt").is_file()
+    return out
+
+
+def _copy(run: Path, to: Path) -> Path:
+    shutil.copytree(run, to, symlinks=True)
+    return to
+
+
+def test_sigkill_at_three_points_and_resume(
+    fixture_data: Path, tmp_path: Path, killed_after_round_1: Path
+) -> None:
     straight = tmp_path / "straight"
     _finish(_start(fixture_data, straight))
     expected = json.loads((straight / "report.json").read_text())
 
-    out = tmp_path / "crashing"
-    cli = _start(fixture_data, out)
-    for point in (1, 2, 4):
+    out = _copy(killed_after_round_1, tmp_path / "crashing")  # killed after round 1
+    for point in (2, 4):
+        cli = _cli("--resume", str(out))
         _kill_after(cli, out, point)
         assert (out / "checkpoint.pt").is_file()
-        cli = _cli("--resume", str(out))
-    _finish(cli)
+    _finish(_cli("--resume", str(out)))
     report = json.loads((out / "report.json").read_text())
     assert [r["round"] for r in report["rounds"]] == list(range(1, ROUNDS + 1))
     got = report["final"]["global_accuracy"]
@@ -96,10 +113,8 @@ def test_sigkill_at_three_points_and_resume(fixture_data: Path, tmp_path: Path) 
         assert abs(a["teacher_accuracy"] - b["teacher_accuracy"]) <= 0.005
 
 
-def test_resume_refuses_another_config(fixture_data: Path, tmp_path: Path) -> None:
-    out = tmp_path / "run"
-    cli = _start(fixture_data, out)
-    _kill_after(cli, out, 1)
+def test_resume_refuses_another_config(tmp_path: Path, killed_after_round_1: Path) -> None:
+    out = _copy(killed_after_round_1, tmp_path / "run")
     config = out / "run-config.toml"
     config.write_text(config.read_text().replace("alpha = 0.5", "alpha = 0.3"))
     done = _cli("--resume", str(out))

@@ -38,7 +38,9 @@ def test_bench_distill_writes_a_valid_report_plots_and_docs(
         out=out,
         centralized_epochs=1,
         search=SEARCH[:2],
-        family={"FedProx": (0.1,), "FedAdam": (1e-3,)},
+        # FedProx stands for the family: FedAdam runs through the same loop (its strategy
+        # and aggregation are tested in tests/server/test_fedavg.py).
+        family={"FedProx": (0.1,)},
         base=_base(fixture_data),
     )
     run = run_bench(bench)
@@ -66,7 +68,7 @@ def test_bench_distill_writes_a_valid_report_plots_and_docs(
     # (c) is the best of the FedAvg family by validation accuracy; the others sit under it
     fedavg = methods["fedavg"]
     family = {fedavg["strategy"], *fedavg["fedavg_family"]}
-    assert family == {"FedAvg", "FedProx", "FedAdam"}
+    assert family == {"FedAvg", "FedProx"}
     validation = {s: m["search"]["validation_accuracy"] for s, m in fedavg["fedavg_family"].items()}
     assert fedavg["search"]["validation_accuracy"] >= max(validation.values())
     for strategy, member in fedavg["fedavg_family"].items():
@@ -92,11 +94,7 @@ def test_bench_distill_writes_a_valid_report_plots_and_docs(
     assert methods["fedkd"]["params"]["drone"] == methods["fedkd"]["params"]["satellite"]
     assert methods["fedkd_hetero"]["params"]["drone"] > methods["fedkd"]["params"]["drone"]
     members = {fedavg["strategy"]: fedavg, **fedavg["fedavg_family"]}
-    assert [len(members[s]["search"]["points"]) for s in ("FedAvg", "FedProx", "FedAdam")] == [
-        2,
-        1,
-        1,
-    ]
+    assert [len(members[s]["search"]["points"]) for s in ("FedAvg", "FedProx")] == [2, 1]
     work = out / "distill-a0.5-c4-s42"
     # Each point ran for every round; the chosen point's run is the reported one.
     assert methods["fedavg"]["search"]["rounds"] == 2
@@ -119,7 +117,7 @@ def test_bench_distill_writes_a_valid_report_plots_and_docs(
     docs = render_docs(out, tmp_path / "docs" / "benchmarks.md")
     text = docs.read_text()
     assert "| (d) FedKD, tiny |" in text and "FedAvg search" in text
-    assert "FedProx search" in text and "FedAdam search" in text
+    assert "FedProx search" in text
     assert (tmp_path / "docs" / "img" / "distill-a0.5-accuracy.png").is_file()
     if CHECK.is_file():
         done = subprocess.run(
@@ -135,7 +133,7 @@ def test_a_short_fedavg_search_runs_the_chosen_point_again_over_every_round(
     bench = DistillBench(
         search_rounds=1,
         out=tmp_path / "out",
-        search=SEARCH[:2],
+        search=SEARCH[:1],
         family={},
         base=_base(fixture_data),
     )
@@ -144,9 +142,9 @@ def test_a_short_fedavg_search_runs_the_chosen_point_again_over_every_round(
         fedavg = fedavg_family(b, sim)
     search = fedavg["search"]
     assert search["rounds"] == 1
-    assert len(search["points"]) == 2
-    assert search["chosen"] in [p.__dict__ for p in SEARCH[:2]]
-    # The points ran one round each; the reported run is a separate run over both rounds.
+    assert len(search["points"]) == 1
+    assert search["chosen"] == SEARCH[0].__dict__
+    # The point ran one round; the reported run is a separate run over both rounds.
     assert len(fedavg["rounds"]) == 2
     assert (b.work / "fedavg").is_dir()
     assert fedavg["bytes_total"] > 0
