@@ -72,15 +72,17 @@ prometheus:
 	  $(SUDO) apt-get update -qq && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; }
 
-## test: lint, then the whole test suite in one pytest session on 3 pytest-xdist workers, a
-## test file per worker at a time (a file's fixtures are built once; every process a test
-## starts takes free ports and its own Ray), the heaviest integration files first
-## (HEAVY_FIRST in tests/conftest.py) and the unit tests filling in where the integration
-## tests wait on Flower's heartbeats and timeouts. Lint and the prometheus install run side by
-## side: mypy keeps one core busy for about 25 s while apt mostly waits on the network.
+## test: lint, then the whole test suite: the unit tests, then the integration tests, each on
+## 2 pytest-xdist workers (integration: a test file per worker at a time, so a file's
+## fixtures are built once; every process they start takes free ports and its own Ray);
+## both always run, and either failing fails the target. Lint and the prometheus install run
+## side by side: mypy keeps one core busy for about 25 s while apt mostly waits on the network.
 test: $(STAMP)
 	@$(MAKE) --no-print-directory -j 2 lint prometheus
-	$(BIN)/python -m pytest -n 3 --dist loadfile --no-loadscope-reorder --durations=25
+	@status=0; \
+	$(BIN)/python -m pytest -n 2 -m "not integration" || status=$$?; \
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m integration --no-loadscope-reorder --durations=20 || status=$$?; \
+	exit $$status
 
 format: $(STAMP)
 	$(BIN)/ruff format $(PACKAGES) tests
