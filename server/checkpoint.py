@@ -78,6 +78,16 @@ class Checkpoint:
 
     def check_matches(self, cfg: RunConfig, fed: Federation) -> None:
         """Refuse to resume a run with other settings or another data split."""
+        self.check_settings(cfg)
+        if self.data != data_fingerprint(fed):
+            raise ConfigError(
+                "the checkpoint was written on another data split (the data folder or its "
+                "manifest changed): resume on the same data or start a new run"
+            )
+
+    def check_settings(self, cfg: RunConfig) -> None:
+        """Refuse to resume a run with other settings: what :meth:`check_matches` checks
+        without the data, so a resume can be refused before the tiles are decoded."""
         now = {k: v for k, v in cfg.to_mapping().items() if k not in NOT_COMPARED}
         # A key the checkpoint's version did not know yet had its default value then.
         defaults = RunConfig().to_mapping()
@@ -88,11 +98,6 @@ class Checkpoint:
             raise ConfigError(
                 f"the checkpoint was written by a run with other settings: {listed}; resume "
                 "with the same run config or start a new run in another folder"
-            )
-        if self.data != data_fingerprint(fed):
-            raise ConfigError(
-                "the checkpoint was written on another data split (the data folder or its "
-                "manifest changed): resume on the same data or start a new run"
             )
 
 

@@ -103,6 +103,11 @@ def simulate(
         (out / CHECKPOINT_FILE).unlink(missing_ok=True)
         shutil.rmtree(out / STUDENTS_DIR, ignore_errors=True)
     attached = ray_address is not None
+    # Other settings than the checkpoint's are refused before anything starts (the data, the
+    # ground's models, the SuperLink); the data split is checked once the tiles are loaded.
+    checkpoint = load_checkpoint(out) if cfg.resume else None
+    if checkpoint is not None:
+        checkpoint.check_settings(cfg)
     # The ground's preparation (decode the tiles, train the teacher and the global student or
     # find them cached) runs here, once, before any simulation process or Ray worker exists:
     # the ServerApp then loads them from the cache. The SuperLink is launched once the tiles
@@ -123,7 +128,6 @@ def simulate(
         log.info("ground segment seconds: %s", format_seconds(ground.seconds))
         if cfg.scenario:  # refuse a mismatched scenario, and compute its contacts, first
             build_schedule(cfg)
-        checkpoint = load_checkpoint(out) if cfg.resume else None
         if checkpoint is not None:  # refuse here, before any run is submitted
             checkpoint.check_matches(cfg, ground.fed)
             log.info("resuming %s after round %d of %d", out, checkpoint.round, cfg.num_rounds)

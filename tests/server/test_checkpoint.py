@@ -76,6 +76,9 @@ def test_another_config_or_version_is_refused_with_the_reason(
     assert ckpt is not None
     with pytest.raises(ConfigError, match=r"num-rounds=10 \(now 12\)"):
         ckpt.check_matches(RunConfig(**{**cfg.__dict__, "num_rounds": 12}), fed)
+    with pytest.raises(ConfigError, match=r"num-rounds=10 \(now 12\)"):  # without the data
+        ckpt.check_settings(RunConfig(**{**cfg.__dict__, "num_rounds": 12}))
+    ckpt.check_settings(cfg)
     ckpt.data = "another split"
     with pytest.raises(ConfigError, match="another data split"):
         ckpt.check_matches(cfg, fed)

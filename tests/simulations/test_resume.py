@@ -121,6 +121,8 @@ def test_resume_refuses_another_config(tmp_path: Path, killed_after_round_1: Pat
     output = done.communicate(timeout=300)[0].decode()
     assert done.returncode != 0
     assert "alpha=0.5 (now 0.3)" in output, output
+    # refused before the ground's preparation and before any Flower process started
+    assert "SuperLink" not in output and "teacher" not in output, output
 
 
 def test_nothing_to_resume_is_a_clear_error(tmp_path: Path) -> None:
