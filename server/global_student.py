@@ -72,10 +72,20 @@ class GlobalStudent:
         # pre-training's part is planned for PLANNED_ROUNDS rounds, whatever num-rounds is.
         self.pretrain_steps, self.round_steps, self.planned_steps = global_schedule(cfg, fed)
         self.total_steps = self.pretrain_steps + cfg.num_rounds * self.round_steps
-        self.optimizer = make_optimizer(self.model, self.settings)
+        self._optimizer: torch.optim.Optimizer | None = None  # made when first needed
         self.cache = DistilCache(Path(cfg.distil_cache)) if cfg.distil_cache else None
         self._data_digest = ""  # of the archive and reference tensors, once the cache asks
         self.last_reused = False  # the last distil() loaded its update from the cache
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        """The student's AdamW, made on first use: a process that only loads or evaluates the
+        student (the CLI's ground preparation with the student cached) never makes one, and
+        torch imports its compiler stack (about 1.5 CPU-s here) for the first optimiser of a
+        process."""
+        if self._optimizer is None:
+            self._optimizer = make_optimizer(self.model, self.settings)
+        return self._optimizer
 
     def learning_rate(self, step: int) -> float:
         """The rate at global ``step`` (pre-training's steps first, then the rounds')."""
