@@ -260,10 +260,12 @@ def wait_for_run(
     """Block until the run is finished; return Flower's final status (e.g. finished:completed).
 
     Asking the SuperLink costs a ``flwr`` process (about a CPU-second), so the status is asked
-    every ``status_every`` seconds, or every poll once ``done()`` says the work is over.
+    every ``status_every`` seconds, the first time ``status_every`` seconds after the call
+    (a run just submitted is not over yet), or every poll once ``done()`` says the work is
+    over.
     """
     deadline = time.monotonic() + timeout
-    next_status = 0.0
+    next_status = time.monotonic() + status_every
     while time.monotonic() < deadline:
         if on_poll is not None:
             on_poll()

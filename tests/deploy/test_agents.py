@@ -103,6 +103,13 @@ class Fleet:
             stop_tree(proc)
 
 
+def _report_rounds(out: Path) -> list[dict[str, object]]:
+    try:
+        return list(json.loads((out / REPORT_FILE).read_text())["rounds"])
+    except (OSError, ValueError, KeyError):
+        return []
+
+
 def health(address: str) -> int:
     with grpc.insecure_channel(address) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
@@ -353,7 +360,9 @@ def test_three_roles_tls_auth_kill_and_rejoin(fleet: Fleet) -> None:
     # Restart it once round 1 is over; round 2 waits for three nodes.
     wait_for(lambda: (out / REPORT_FILE).is_file(), ROUND_TIMEOUT + 300, "round 1 to end")
     fleet.start("drone-again", agents["drone"])
-    wait_for(lambda: run_status(fleet.link.home, run_id).startswith("finished"), 400, "the run", 5)
+    # Flower's status costs a `flwr` process (about a CPU-second): asked once round 2 is in.
+    wait_for(lambda: len(_report_rounds(out)) == 2, 400, "round 2 to end")
+    wait_for(lambda: run_status(fleet.link.home, run_id).startswith("finished"), 120, "the run", 2)
     assert run_status(fleet.link.home, run_id) == COMPLETED
 
     report = json.loads((out / REPORT_FILE).read_text())

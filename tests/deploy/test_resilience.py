@@ -259,6 +259,7 @@ def test_a_deployed_federation_survives_its_server(
 
     wait_for(training_round_2, 600, "the agents to train round 2")
     killed = ground.kill()
+    killed_at = time.monotonic()
     assert any("flower-superlink" in c for c in killed), killed
     assert any("flwr-serverapp" in c for c in killed), killed  # the ServerApp died mid-round
     assert [r["round"] for r in _rounds(out)] == [1] and (out / "checkpoint.pt").is_file()
@@ -277,7 +278,10 @@ def test_a_deployed_federation_survives_its_server(
     # The killed run is not left "running": the SuperLink fails a run whose ServerApp sends no
     # heartbeat for HEARTBEAT_PATIENCE x HEARTBEAT_DEFAULT_INTERVAL s (60 s in Flower 1.42),
     # counted from its last heartbeat before the kill, which a fast resumed run can beat.
-    lapse = HEARTBEAT_PATIENCE * HEARTBEAT_DEFAULT_INTERVAL + 60.0
+    patience = HEARTBEAT_PATIENCE * HEARTBEAT_DEFAULT_INTERVAL
+    # Not before the patience is over (each status ask is a `flwr` process, about a CPU-s).
+    time.sleep(max(0.0, killed_at + patience - 5.0 - time.monotonic()))
+    lapse = patience + 60.0
     wait_for(lambda: run_status(ground.home, first).startswith("finished"), lapse,
              "the SuperLink to fail the killed run", 5)  # fmt: skip
     assert run_status(ground.home, first) == "finished:failed"
