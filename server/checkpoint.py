@@ -79,6 +79,10 @@ class Checkpoint:
     def check_matches(self, cfg: RunConfig, fed: Federation) -> None:
         """Refuse to resume a run with other settings or another data split."""
         self.check_settings(cfg)
+        self.check_data(fed)
+
+    def check_data(self, fed: Federation) -> None:
+        """Refuse to resume a run on another data split."""
         if self.data != data_fingerprint(fed):
             raise ConfigError(
                 "the checkpoint was written on another data split (the data folder or its "

@@ -129,7 +129,7 @@ def simulate(
         if cfg.scenario:  # refuse a mismatched scenario, and compute its contacts, first
             build_schedule(cfg)
         if checkpoint is not None:  # refuse here, before any run is submitted
-            checkpoint.check_matches(cfg, ground.fed)
+            checkpoint.check_data(ground.fed)
             log.info("resuming %s after round %d of %d", out, checkpoint.round, cfg.num_rounds)
         # The report shows where the ground's time went: here, not in the ServerApp's loads.
         hand_over(out, cfg, started, ground.seconds)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -13,9 +14,11 @@ import time
 from collections.abc import Callable, Mapping
 from contextlib import suppress
 from pathlib import Path
+from typing import Any
 
 from common.processes import descendants, free_port, is_alive
 from common.settings import PROJECT_ROOT
+from server.history import REPORT_FILE
 
 # Each role's own imagery: a few classes of the fixture archive.
 CLASSES = {
@@ -23,6 +26,14 @@ CLASSES = {
     "drone": ("Highway", "Industrial", "Pasture"),
     "ground-station": ("PermanentCrop", "Residential", "River", "SeaLake"),
 }
+
+
+def report_rounds(out: Path) -> list[dict[str, Any]]:
+    """The rounds a run's ``report.json`` in ``out`` holds so far ([] before the first)."""
+    try:
+        return list(json.loads((out / REPORT_FILE).read_text())["rounds"])
+    except (OSError, ValueError, KeyError):
+        return []
 
 
 def wait_for(cond: Callable[[], bool], timeout: float, what: str, poll: float = 0.5) -> None:

@@ -43,7 +43,7 @@ from server.history import REPORT_FILE
 from simulations.deployment import ServerOptions, deployment_superlink, register_agent
 from simulations.flower import SuperLink, run_status, submit_run
 from simulations.simulate import COMPLETED, write_run_config
-from tests.deploy.fleet import CLASSES, wait_for
+from tests.deploy.fleet import CLASSES, report_rounds, wait_for
 from tests.shared_cache import session_cache
 
 pytestmark = pytest.mark.timeout(900)
@@ -101,13 +101,6 @@ class Fleet:
     def stop_all(self) -> None:
         for proc in self.procs.values():
             stop_tree(proc)
-
-
-def _report_rounds(out: Path) -> list[dict[str, object]]:
-    try:
-        return list(json.loads((out / REPORT_FILE).read_text())["rounds"])
-    except (OSError, ValueError, KeyError):
-        return []
 
 
 def health(address: str) -> int:
@@ -361,7 +354,7 @@ def test_three_roles_tls_auth_kill_and_rejoin(fleet: Fleet) -> None:
     wait_for(lambda: (out / REPORT_FILE).is_file(), ROUND_TIMEOUT + 300, "round 1 to end")
     fleet.start("drone-again", agents["drone"])
     # Flower's status costs a `flwr` process (about a CPU-second): asked once round 2 is in.
-    wait_for(lambda: len(_report_rounds(out)) == 2, 400, "round 2 to end")
+    wait_for(lambda: len(report_rounds(out)) == 2, 400, "round 2 to end")
     wait_for(lambda: run_status(fleet.link.home, run_id).startswith("finished"), 120, "the run", 2)
     assert run_status(fleet.link.home, run_id) == COMPLETED
 

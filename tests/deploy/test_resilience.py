@@ -17,7 +17,6 @@ SuperLink, ``skydistill agent`` processes (each a ``flower-supernode``) on their
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -38,7 +37,6 @@ from common.config import RunConfig
 from common.processes import is_alive, stop_tree
 from common.settings import PROJECT_ROOT
 from server.certs import make_certs
-from server.history import REPORT_FILE
 from simulations.deployment import register_agent, toml_text
 from simulations.flower import CONNECTION, flwr, run_status
 from simulations.simulate import COMPLETED
@@ -48,6 +46,7 @@ from tests.deploy.fleet import (
     cmdline,
     private_folder,
     quiet_port,
+    report_rounds,
     run_cli,
     running,
     start_cli,
@@ -197,13 +196,6 @@ def _submitted(output: str) -> int:
     return int(found.group(1))
 
 
-def _rounds(out: Path) -> list[dict[str, Any]]:
-    try:
-        return list(json.loads((out / REPORT_FILE).read_text())["rounds"])
-    except (OSError, ValueError, KeyError):
-        return []
-
-
 # The exporter's linger ends at the first scrape after the last round, so a long one costs
 # nothing while this test scrapes; it only bounds the wait if the test stopped scraping.
 LINGER = 30.0
@@ -215,7 +207,7 @@ def _run_over(home: Path, run_id: int, out: Path, rounds: int) -> Callable[[], b
     asked = [0.0]
 
     def over() -> bool:
-        due = 2.0 if len(_rounds(out)) >= rounds else 15.0
+        due = 2.0 if len(report_rounds(out)) >= rounds else 15.0
         if time.monotonic() - asked[0] < due:
             return False
         asked[0] = time.monotonic()
@@ -249,7 +241,7 @@ def test_a_deployed_federation_survives_its_server(
     # Round 1 is in the report (and its checkpoint written), and every agent has received its
     # round-2 message and started the ClientApp that trains on it (its second).
     def training_round_2() -> bool:
-        rounds = [r["round"] for r in _rounds(out)]
+        rounds = [r["round"] for r in report_rounds(out)]
         assert rounds in ([], [1]), f"round 2 completed before the kill: {rounds}"
         return rounds == [1] and all(
             agents.text(n).count(CLIENTAPP_STARTED) >= 2
@@ -262,7 +254,7 @@ def test_a_deployed_federation_survives_its_server(
     killed_at = time.monotonic()
     assert any("flower-superlink" in c for c in killed), killed
     assert any("flwr-serverapp" in c for c in killed), killed  # the ServerApp died mid-round
-    assert [r["round"] for r in _rounds(out)] == [1] and (out / "checkpoint.pt").is_file()
+    assert [r["round"] for r in report_rounds(out)] == [1] and (out / "checkpoint.pt").is_file()
     assert all(agents.procs[n].poll() is None for n in honest), "an agent died with the server"
     # Down until every agent has noticed (a SuperNode calls the SuperLink every few seconds).
     lost = f"lost the SuperLink {ground.address}"
@@ -286,7 +278,7 @@ def test_a_deployed_federation_survives_its_server(
              "the SuperLink to fail the killed run", 5)  # fmt: skip
     assert run_status(ground.home, first) == "finished:failed"
 
-    rounds = _rounds(out)
+    rounds = report_rounds(out)
     assert [r["round"] for r in rounds] == [1, 2]  # every round exactly once
     for r in rounds:
         assert r["clients_ok"] == 3 and r["clients_failed"] == r["clients_rejected"] == 0, r
@@ -356,7 +348,7 @@ def test_wire_fuzz_is_counted_by_reason_and_the_rounds_go_on(
     finally:
         agents.stop([n for n in FUZZERS if n in agents.procs])
 
-    rounds = _rounds(out)
+    rounds = report_rounds(out)
     assert [r["round"] for r in rounds] == list(range(1, fuzz.ROUNDS + 1))
     total: Counter[str] = Counter()
     for r in rounds:
